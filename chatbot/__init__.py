@@ -1,0 +1,96 @@
+"""ChatbotWS: a Flask-SocketIO chat server that streams Groq replies and keeps every conversation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+__version__ = "0.1.0"
+
+socketio = SocketIO()
+# A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
+STALE_REPLY_SECONDS = 120.0
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
+    from . import events  # noqa: F401  (registers the Socket.IO handlers)
+    from .chat import ChatService
+    from .config import load_settings
+    from .llm import make_provider
+    from .ratelimit import RateLimiter
+    from .replies import make_replies
+    from .routes import bp
+    from .sessions import SessionTokens
+    from .store import Store
+
+    app = Flask(__name__, instance_relative_config=True, root_path=None,
+                template_folder="../templates", static_folder="../static")
+    settings = load_settings(app.instance_path, test_config)
+    app.config.update(settings, VERSION=__version__)
+    configure_logging(settings["LOG_LEVEL"])
+
+    store = Store(settings["DATABASE_URL"])
+    store.migrate()
+    replies = make_replies(settings["REDIS_URL"])
+    # One process owns every reply, so whatever was streaming when it last stopped is over; with Redis other
+    # processes may be streaming right now, so only replies with no checkpoint for a while count as dead.
+    interrupted = store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS if settings["REDIS_URL"] else None)
+    if interrupted:
+        logging.getLogger("chatbot").info("startup marked=%d streaming replies as interrupted", interrupted)
+    provider = make_provider(api_key=settings["GROQ_API_KEY"], model=settings["GROQ_MODEL"],
+                             base_url=settings["GROQ_BASE_URL"], timeout=settings["GROQ_TIMEOUT"],
+                             max_retry_wait=settings["GROQ_MAX_RETRY_WAIT"],
+                             temperature=settings["GROQ_TEMPERATURE"], max_tokens=settings["GROQ_MAX_TOKENS"],
+                             token_delay=settings["DEMO_TOKEN_DELAY"])
+    limiter = RateLimiter(settings["REDIS_URL"], messages=settings["RATE_LIMIT_MESSAGES"],
+                          messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],
+                          connections=settings["RATE_LIMIT_CONNECTIONS"])
+
+    socketio.init_app(app, async_mode=settings["ASYNC_MODE"], message_queue=settings["REDIS_URL"],
+                      cors_allowed_origins=origin_checker(settings["ALLOWED_ORIGINS"]),
+                      max_http_buffer_size=settings["MAX_FRAME_BYTES"],
+                      ping_interval=settings["PING_INTERVAL"], ping_timeout=settings["PING_TIMEOUT"],
+                      manage_session=False)
+    app.extensions["chatbot"] = ChatService(store=store, provider=provider, replies=replies, limiter=limiter,
+                                            socketio=socketio, settings=settings)
+    app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
+    app.register_blueprint(bp)
+    return app
+
+
+def origin_checker(allowed: tuple[str, ...]):
+    """Accept a Socket.IO handshake from the page's own origin or an exact ALLOWED_ORIGINS entry."""
+    extra = set(allowed)
+
+    def check(origin: str | None, environ: dict) -> bool:
+        if "*" in extra:
+            return True
+        host = environ.get("HTTP_HOST")
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{host}" if host else None
+        return origin is not None and (origin == own or origin in extra)
+
+    return check
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """One line per record: time, level, logger, message (which carries key=value pairs)."""
+
+    def __init__(self) -> None:
+        """Use ISO-like UTC timestamps."""
+        super().__init__("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+
+
+def configure_logging(level: str) -> None:
+    """Send the app's logs to stderr, one structured line per event (set once per process)."""
+    root = logging.getLogger("chatbot")
+    root.setLevel(level.upper())
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(_KeyValueFormatter())
+        root.addHandler(handler)
+        root.propagate = False

@@ -1,0 +1,209 @@
+"""Settings: defaults, then the environment (and `.env`), then the test mapping — validated in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+from .llm import DEFAULT_MODEL
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are ChatbotWS, a friendly and concise assistant. Answer in Markdown; use fenced code blocks for code."
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable and says what is expected."""
+
+
+def _text(value: str) -> str:
+    """Accept any text as it is."""
+    return value
+
+
+def _optional(value: str) -> str | None:
+    """Treat an empty value as unset."""
+    return value.strip() or None
+
+
+def _bool(value: str) -> bool:
+    """Parse the usual spellings of a boolean."""
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    """Build a parser for an integer within [low, high]."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return number
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    """Build a parser for a number within [low, high]."""
+
+    def parse(value: str) -> float:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return number
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    """Build a parser that accepts one of `choices`."""
+
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return lowered
+
+    return parse
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of exact origins (scheme://host[:port])."""
+    origins = tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
+    for origin in origins:
+        if origin == "*":
+            return ("*",)
+        if not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]:
+            raise ValueError(f"'{origin}' is not an origin like https://chat.example.org")
+    return origins
+
+
+def _rate(value: str) -> str:
+    """Validate a rate limit string such as '20/minute;200/hour' with the limits library."""
+    from limits import parse_many
+
+    parse_many(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its parser and its default (already parsed)."""
+
+    parse: Callable[[str], Any]
+    default: Any
+    secret: bool = False
+
+
+SETTINGS: dict[str, Setting] = {
+    "CHATBOT_ENV": Setting(_choice("development", "production"), "development"),
+    "SECRET_KEY": Setting(_optional, None, secret=True),
+    "GROQ_API_KEY": Setting(_optional, None, secret=True),
+    "GROQ_MODEL": Setting(_text, DEFAULT_MODEL),
+    "GROQ_BASE_URL": Setting(_optional, None),
+    "GROQ_TIMEOUT": Setting(_float_range(1, 600), 60.0),
+    "GROQ_MAX_RETRY_WAIT": Setting(_float_range(0, 120), 20.0),
+    "GROQ_TEMPERATURE": Setting(lambda v: None if not v.strip() else _float_range(0, 2)(v), None),
+    "GROQ_MAX_TOKENS": Setting(lambda v: None if not v.strip() else _int_range(1, 131072)(v), None),
+    "SYSTEM_PROMPT": Setting(_text, DEFAULT_SYSTEM_PROMPT),
+    "DEMO_TOKEN_DELAY": Setting(_float_range(0, 5), 0.02),
+    "DATABASE_URL": Setting(_optional, None),
+    "REDIS_URL": Setting(_optional, None),
+    "HOST": Setting(_text, "127.0.0.1"),
+    "PORT": Setting(_int_range(1, 65535), 5000),
+    "ALLOWED_ORIGINS": Setting(_origins, ()),
+    "ASYNC_MODE": Setting(_choice("eventlet", "gevent", "threading"), "eventlet"),
+    "MAX_CONNECTIONS": Setting(_int_range(1, 100000), 1000),
+    "MAX_MESSAGE_CHARS": Setting(_int_range(1, 100000), 4000),
+    "MAX_FRAME_BYTES": Setting(_int_range(1024, 1000000), 65536),
+    "HISTORY_CHAR_BUDGET": Setting(_int_range(100, 10_000_000), 24000),
+    "RATE_LIMIT_MESSAGES": Setting(_rate, "20/minute;300/hour"),
+    "RATE_LIMIT_MESSAGES_PER_IP": Setting(_rate, "60/minute;1000/hour"),
+    "RATE_LIMIT_CONNECTIONS": Setting(_rate, "60/minute"),
+    "MAX_CONCURRENT_REPLIES": Setting(_int_range(1, 100), 3),
+    "SESSION_TTL_DAYS": Setting(_float_range(0.0001, 3650), 30.0),
+    "CLEANUP_INTERVAL": Setting(_float_range(1, 86400), 3600.0),
+    "STREAM_WINDOW_MS": Setting(_int_range(0, 1000), 30),
+    "CHECKPOINT_SECONDS": Setting(_float_range(0.05, 60), 1.0),
+    "PING_INTERVAL": Setting(_float_range(1, 300), 25.0),
+    "PING_TIMEOUT": Setting(_float_range(1, 300), 20.0),
+    "TRUST_PROXY": Setting(_bool, False),
+    "LOG_LEVEL": Setting(_choice("debug", "info", "warning", "error"), "info"),
+    "LOG_CONTENT": Setting(_bool, False),
+}
+
+
+def load_settings(
+    instance_path: str | os.PathLike, test_config: Mapping[str, Any] | None = None, *, environ=None
+) -> dict[str, Any]:
+    """Return validated settings: defaults, overridden by the environment (+ `.env`), then by `test_config`."""
+    if environ is None:
+        load_dotenv(override=False)
+        environ = os.environ
+    settings: dict[str, Any] = {name: setting.default for name, setting in SETTINGS.items()}
+    for name, setting in SETTINGS.items():
+        if name in environ:
+            settings[name] = _parse(name, setting, environ[name])
+    for name, value in (test_config or {}).items():
+        setting = SETTINGS.get(name)
+        settings[name] = _parse(name, setting, value) if setting and isinstance(value, str) else value
+
+    instance = Path(instance_path)
+    if not settings["DATABASE_URL"]:
+        settings["DATABASE_URL"] = f"sqlite:///{instance / 'chatbot.db'}"
+    if settings["CHATBOT_ENV"] == "production":
+        if not settings["SECRET_KEY"]:
+            raise ConfigError("SECRET_KEY must be set in production (CHATBOT_ENV=production): a long random string")
+        if "*" in settings["ALLOWED_ORIGINS"]:
+            raise ConfigError("ALLOWED_ORIGINS may not be '*' in production: list exact origins")
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _instance_secret(instance)
+    if len(settings["SECRET_KEY"]) < 16:
+        raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
+    if settings["SECRET_KEY"] == settings["GROQ_API_KEY"]:
+        raise ConfigError("SECRET_KEY must not be the Groq API key: generate a separate random secret")
+    return settings
+
+
+def _parse(name: str, setting: Setting, raw: str) -> Any:
+    """Parse one raw value, turning any failure into a ConfigError that names the variable."""
+    try:
+        return setting.parse(raw)
+    except (ValueError, TypeError) as exc:
+        shown = "(hidden)" if setting.secret else repr(raw)
+        raise ConfigError(f"{name} is invalid: {exc} (got {shown})") from None
+
+
+def _instance_secret(instance: Path) -> str:
+    """Return the development secret kept in instance/, generating it on first use."""
+    path = instance / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        instance.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        # O_EXCL: when two processes start at once, one writes and the other reads the winner's key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+        return secret

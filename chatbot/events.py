@@ -1,0 +1,161 @@
+"""Socket.IO handlers — thin: read and validate the payload, call the chat service, reply to the one client."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+
+from flask import current_app, request
+from flask_socketio import ConnectionRefusedError, emit
+
+from . import protocol, socketio
+from .protocol import ChatError
+from .sessions import COOKIE_NAME
+from .store import NotFound
+
+log = logging.getLogger("chatbot.events")
+
+
+def service():
+    """The app's chat service."""
+    return current_app.extensions["chatbot"]
+
+
+def client_ip() -> str:
+    """The client's address (the proxy's X-Forwarded-For only when TRUST_PROXY is set)."""
+    if current_app.config["TRUST_PROXY"]:
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.remote_addr or "unknown"
+
+
+def edge(handler):
+    """Turn exceptions into the protocol's `error` event and a `{ok: false}` ack; internals go to the log only."""
+
+    @functools.wraps(handler)
+    def wrapper(*args):
+        try:
+            return handler(*args)
+        except ChatError as exc:
+            error = exc
+        except NotFound:
+            error = ChatError("not_found")
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("event=%s sid=%s ref=%s failed", handler.__name__, request.sid, ref)
+            error = ChatError("internal", f"Something went wrong on our side (reference {ref}).")
+        log.info("event=%s sid=%s refused code=%s", handler.__name__, request.sid, error.code)
+        emit("error", error.payload())
+        return {"ok": False, "error": error.payload()}
+
+    return wrapper
+
+
+@socketio.on("connect")
+def on_connect(auth=None):
+    """Sent by every client on connect: attach it to the session its token (or cookie) proves, or a new one."""
+    chat, tokens = service(), current_app.extensions["chatbot_tokens"]
+    try:
+        chat.admit(client_ip())
+    except ChatError as exc:
+        raise ConnectionRefusedError(exc.payload()) from None
+    token = auth.get("token") if isinstance(auth, dict) else None
+    owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
+    owner_id = chat.connect(request.sid, owner_id, client_ip())
+    emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
+                        "demo": chat.provider.demo, "model": chat.provider.model})
+    chat.send_view(request.sid)
+
+
+@socketio.on("disconnect")
+def on_disconnect(reason=None):
+    """A client went away (closed tab, network loss, ping timeout); its replies still finish and are stored."""
+    service().disconnect(request.sid)
+
+
+@socketio.on("user_message")
+@edge
+def on_user_message(payload=None):
+    """Sent by the browser when the user submits a message: store it, ack it, and stream the reply."""
+    data = protocol.payload_dict(payload)
+    chat = service()
+    session_id = data.get("session_id")
+    if session_id is not None and session_id != chat.state(request.sid).owner_id:
+        raise ChatError("session_not_found")
+    text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
+    return chat.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"),
+                             protocol.client_id(data))
+
+
+@socketio.on("stop")
+@edge
+def on_stop(payload=None):
+    """Sent when the user presses Stop: close the upstream request and finish the reply as 'stopped'."""
+    return service().stop(request.sid, protocol.reply_id(protocol.payload_dict(payload), required=False))
+
+
+@socketio.on("resume")
+@edge
+def on_resume(payload=None):
+    """Sent after a reconnect: re-send the reply's deltas after `after_seq`, then its final message when done."""
+    data = protocol.payload_dict(payload)
+    return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data))
+
+
+@socketio.on("regenerate")
+@edge
+def on_regenerate(payload=None):
+    """Sent when the user asks for another answer: the last reply is replaced by a new streamed one."""
+    data = protocol.payload_dict(payload)
+    return service().regenerate(request.sid, protocol.optional_id(data, "conversation_id"))
+
+
+@socketio.on("list_conversations")
+@edge
+def on_list_conversations(payload=None):
+    """Sent by the sidebar: the session's conversations, newest first."""
+    protocol.payload_dict(payload)
+    return service().list_conversations(request.sid)
+
+
+@socketio.on("new_conversation")
+@edge
+def on_new_conversation(payload=None):
+    """Sent by the New chat button: create a conversation and show it."""
+    protocol.payload_dict(payload)
+    return service().new_conversation(request.sid)
+
+
+@socketio.on("open_conversation")
+@edge
+def on_open_conversation(payload=None):
+    """Sent when the user picks a conversation in the sidebar: show its history."""
+    data = protocol.payload_dict(payload)
+    return service().open_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+
+
+@socketio.on("rename_conversation")
+@edge
+def on_rename_conversation(payload=None):
+    """Sent when the user renames a conversation."""
+    data = protocol.payload_dict(payload)
+    return service().rename_conversation(request.sid, protocol.required_id(data, "conversation_id"),
+                                         protocol.title_text(data))
+
+
+@socketio.on("delete_conversation")
+@edge
+def on_delete_conversation(payload=None):
+    """Sent when the user confirms deleting a conversation."""
+    data = protocol.payload_dict(payload)
+    return service().delete_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+
+
+@socketio.on_error_default
+def on_unhandled(exc):
+    """Last resort for errors outside `edge` (e.g. an unknown event's handler): log, tell the client plainly."""
+    ref = uuid.uuid4().hex[:12]
+    log.error("unhandled socket error ref=%s: %r", ref, exc)
+    emit("error", ChatError("internal", f"Something went wrong on our side (reference {ref}).").payload())

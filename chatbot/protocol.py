@@ -1,0 +1,133 @@
+"""The wire protocol's edge: error codes with their user-facing sentences, and payload validation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MESSAGES = {
+    "session_not_found": "That session is not this connection's session. Reload the page to start again.",
+    "invalid_message": "That message could not be read.",
+    "message_too_long": "That message is too long.",
+    "busy": "A reply is still being written in this conversation. Wait for it or stop it first.",
+    "rate_limited": "You are sending messages too quickly. Please wait a moment.",
+    "not_found": "That conversation or reply does not exist (or is not yours).",
+    "upstream_unavailable": "The AI service is not answering right now. Please try again in a moment.",
+    "upstream_rate_limited": "The AI service is busy right now. Please try again shortly.",
+    "upstream_auth": "The AI service rejected this server's credentials. The operator has been told.",
+    "model_unavailable": "The configured AI model is not available. The operator has been told.",
+    "internal": "Something went wrong on our side.",
+}
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+# C0 controls other than tab, newline and carriage return have no place in chat text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class ChatError(Exception):
+    """A failure the client is told about as `error {code, message}`."""
+
+    def __init__(self, code: str, message: str | None = None, *, retry_after: float | None = None):
+        """Build the error; `message` defaults to the code's standard sentence."""
+        super().__init__(code)
+        self.code = code
+        self.message = message or MESSAGES[code]
+        self.retry_after = retry_after
+
+    def payload(self, **extra: Any) -> dict[str, Any]:
+        """The `error` event payload."""
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            data["retry_after"] = round(self.retry_after, 1)
+        data.update(extra)
+        return data
+
+
+def payload_dict(payload: Any) -> dict[str, Any]:
+    """The payload as a dict; a missing payload is an empty one, anything else is invalid."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise ChatError("invalid_message", "The event payload must be a JSON object.")
+    return payload
+
+
+def message_text(payload: dict[str, Any], max_chars: int) -> str:
+    """The `message` field: a non-blank string of valid Unicode, without control characters, within the limit."""
+    text = payload.get("message")
+    if not isinstance(text, str):
+        raise ChatError("invalid_message", "The message must be text.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ChatError("invalid_message", "The message contains invalid characters.") from None
+    if _CONTROL.search(text):
+        raise ChatError("invalid_message", "The message contains control characters.")
+    if not text.strip():
+        raise ChatError("invalid_message", "The message is empty.")
+    if len(text) > max_chars:
+        raise ChatError("message_too_long", f"That message is too long: the limit is {max_chars} characters.")
+    return text
+
+
+def optional_id(payload: dict[str, Any], field: str) -> str | None:
+    """An optional 32-hex id field (conversation or session); wrong shape → not_found (it cannot be anyone's)."""
+    value = payload.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ChatError("invalid_message", f"{field} must be a string.")
+    if not _ID.match(value):
+        raise ChatError("not_found")
+    return value
+
+
+def required_id(payload: dict[str, Any], field: str) -> str:
+    """A required 32-hex id field."""
+    value = optional_id(payload, field)
+    if value is None:
+        raise ChatError("invalid_message", f"{field} is required.")
+    return value
+
+
+def client_id(payload: dict[str, Any]) -> str | None:
+    """The optional idempotency key of a user message."""
+    value = payload.get("client_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CLIENT_ID.match(value):
+        raise ChatError("invalid_message", "client_id must be 1-100 letters, digits or -_.:")
+    return value
+
+
+def reply_id(payload: dict[str, Any], *, required: bool = True) -> int | None:
+    """The `reply_id` field: a positive integer."""
+    value = payload.get("reply_id")
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ChatError("invalid_message", "reply_id must be a positive integer.")
+    return value
+
+
+def after_seq(payload: dict[str, Any]) -> int:
+    """The `after_seq` field of resume: -1 (nothing seen yet) or a seq already applied."""
+    value = payload.get("after_seq", -1)
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value < 2**31:
+        raise ChatError("invalid_message", "after_seq must be an integer ≥ -1.")
+    return value
+
+
+def title_text(payload: dict[str, Any]) -> str:
+    """The `title` field of rename: non-blank text of at most 200 characters."""
+    title = payload.get("title")
+    if not isinstance(title, str) or not title.strip() or _CONTROL.search(title):
+        raise ChatError("invalid_message", "The title must be non-empty text.")
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ChatError("invalid_message", "The title contains invalid characters.") from None
+    if len(title) > 200:
+        raise ChatError("message_too_long", "That title is too long: the limit is 200 characters.")
+    return " ".join(title.split())

@@ -1,0 +1,41 @@
+"""Rate limits on messages and connections (the `limits` library; memory, or Redis shared by all processes)."""
+
+from __future__ import annotations
+
+import time
+
+from limits import parse_many, storage, strategies
+
+from .protocol import ChatError
+
+
+class RateLimiter:
+    """Counts messages per session and per client IP, and connections per IP."""
+
+    def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str):
+        """Use Redis storage when `redis_url` is set, else process memory."""
+        backend = storage.storage_from_string(redis_url) if redis_url else storage.MemoryStorage()
+        self._limiter = strategies.FixedWindowRateLimiter(backend)
+        self._messages = parse_many(messages)
+        self._messages_per_ip = parse_many(messages_per_ip)
+        self._connections = parse_many(connections)
+
+    def message(self, owner_id: str, ip: str) -> None:
+        """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
+        self._hit([(limit, ("owner", owner_id)) for limit in self._messages]
+                  + [(limit, ("ip", ip)) for limit in self._messages_per_ip],
+                  "You are sending messages too quickly.")
+
+    def connection(self, ip: str) -> None:
+        """Count one connection from `ip`; raise `rate_limited` when too many arrive."""
+        self._hit([(limit, ("connect", ip)) for limit in self._connections], "Too many connections from your network.")
+
+    def _hit(self, checks, sentence: str) -> None:
+        """Test every limit first, so a refused attempt does not count against the others."""
+        for limit, key in checks:
+            if not self._limiter.test(limit, *key):
+                reset = self._limiter.get_window_stats(limit, *key).reset_time
+                wait = max(1.0, reset - time.time())
+                raise ChatError("rate_limited", f"{sentence} Try again in {int(wait + 0.999)} s.", retry_after=wait)
+        for limit, key in checks:
+            self._limiter.hit(limit, *key)

@@ -1,0 +1,146 @@
+"""HTTP: the chat page, health and readiness probes, metrics, and conversation export."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from sqlalchemy import text
+
+from .sessions import COOKIE_NAME
+from .store import NotFound
+
+bp = Blueprint("main", __name__)
+log = logging.getLogger("chatbot.routes")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
+@bp.after_app_request
+def security_headers(response: Response) -> Response:
+    """Every response: own-origin-only CSP, no sniffing, no framing, no referrer leaks."""
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def _tokens():
+    """The app's session token signer."""
+    return current_app.extensions["chatbot_tokens"]
+
+
+def _request_owner() -> str | None:
+    """The owner proven by `Authorization: Bearer <token>` or the session cookie."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return _tokens().owner(header[7:].strip())
+    return _tokens().owner(request.cookies.get(COOKIE_NAME))
+
+
+@bp.get("/")
+def index():
+    """The chat page; sets the HttpOnly session cookie the page's socket rides on."""
+    chat = current_app.extensions["chatbot"]
+    page_config = {"demo": chat.provider.demo, "model": chat.provider.model,
+                   "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
+                   "version": current_app.config["VERSION"]}
+    response = Response(render_template("chat.html", page_config=page_config))
+    owner_id = _request_owner() or _tokens().new_owner_id()
+    # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
+    response.set_cookie(COOKIE_NAME, _tokens().issue(owner_id), max_age=_tokens().max_age, httponly=True,
+                        samesite="Lax", secure=request.is_secure)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: the process answers."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    """Readiness: the database (and Redis, when configured) answer."""
+    chat = current_app.extensions["chatbot"]
+    checks = {}
+    try:
+        with chat.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:
+        log.exception("readiness: database check failed")
+        checks["database"] = "failed"
+    if hasattr(chat.replies, "ping"):
+        try:
+            chat.replies.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            log.exception("readiness: redis check failed")
+            checks["redis"] = "failed"
+    ready = all(value == "ok" for value in checks.values())
+    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text metrics of this process."""
+    chat = current_app.extensions["chatbot"]
+    lines = [
+        "# TYPE chatbot_connected_sockets gauge",
+        f"chatbot_connected_sockets {len(chat.sockets)}",
+        "# TYPE chatbot_replies_in_flight gauge",
+        f"chatbot_replies_in_flight {len(chat._streams)}",
+    ]
+    for name, value in chat.counters.items():
+        lines += [f"# TYPE chatbot_{name}_total counter", f"chatbot_{name}_total {value}"]
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/conversations/<conversation_id>/export.<fmt>")
+def export(conversation_id: str, fmt: str):
+    """Download one of the session's conversations as Markdown or JSON."""
+    owner_id = _request_owner()
+    if fmt not in ("md", "json"):
+        return _not_found()
+    if owner_id is None:
+        return jsonify(error={"code": "session_not_found", "message": "No valid session."}), 401
+    store = current_app.extensions["chatbot"].store
+    try:
+        conversation = store.get_conversation(owner_id, conversation_id)
+        messages = store.list_messages(owner_id, conversation_id)
+    except NotFound:
+        return _not_found()
+    filename = f"conversation-{conversation_id[:8]}.{fmt}"
+    if fmt == "json":
+        body = json.dumps({"conversation": conversation, "messages": messages}, ensure_ascii=False, indent=2)
+        mimetype = "application/json"
+    else:
+        body = to_markdown(conversation, messages)
+        mimetype = "text/markdown; charset=utf-8"
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def to_markdown(conversation: dict, messages: list[dict]) -> str:
+    """A conversation as a Markdown document."""
+    out = [f"# {conversation['title']}", "", f"_Exported from ChatbotWS — started {conversation['created_at']}_", ""]
+    for message in messages:
+        who = "You" if message["role"] == "user" else "Assistant"
+        note = "" if message["status"] == "complete" else f" ({message['status']})"
+        out += [f"## {who}{note} — {message['created_at']}", "", message["content"], ""]
+    return "\n".join(out)
+
+
+def _not_found():
+    """The export route's answer for anything that is not the caller's."""
+    return jsonify(error={"code": "not_found", "message": "That conversation does not exist (or is not yours)."}), 404

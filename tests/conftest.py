@@ -1,0 +1,204 @@
+"""Shared fixtures: the app (threading mode) with its Socket.IO test client, and the real server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fake_groq import FakeGroq, fake_groq  # noqa: F401  (fixture re-exported for every test module)
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+def base_config(tmp_path: Path, fake: FakeGroq | None, **overrides) -> dict:
+    """Settings for a test app: temporary SQLite database, the fake Groq, no limits in the way."""
+    config = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chatbot.db'}",
+        "SECRET_KEY": SECRET,
+        "ASYNC_MODE": "threading",
+        "GROQ_API_KEY": fake.api_key if fake else "",
+        "GROQ_BASE_URL": fake.base_url if fake else "",
+        "REDIS_URL": "",
+        "RATE_LIMIT_MESSAGES": "1000/minute",
+        "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
+        "RATE_LIMIT_CONNECTIONS": "1000/minute",
+        "DEMO_TOKEN_DELAY": "0",
+        "LOG_LEVEL": "warning",
+    }
+    config.update({key: str(value) for key, value in overrides.items()})
+    return config
+
+
+@pytest.fixture
+def make_app(tmp_path, fake_groq, monkeypatch):  # noqa: F811
+    """Factory: an app against the fake Groq (pass overrides as keyword settings)."""
+    from chatbot import create_app
+
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # keep python-dotenv from reading a developer's .env
+
+    def build(**overrides):
+        return create_app(base_config(tmp_path, fake_groq, **overrides))
+
+    return build
+
+
+@pytest.fixture
+def app(make_app):
+    """The app with default test settings."""
+    return make_app()
+
+
+@pytest.fixture
+def socket_client(app):
+    """Factory: a connected Socket.IO test client (pass `auth={"token": ...}` to reuse a session)."""
+    from chatbot import socketio
+
+    clients = []
+
+    def connect(auth=None, flask_test_client=None, **kwargs):
+        client = socketio.test_client(app, auth=auth, flask_test_client=flask_test_client, **kwargs)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        if client.is_connected():
+            client.disconnect()
+
+
+class Received:
+    """Everything a test client has received, with waiting helpers (polls the client's queue, bounded)."""
+
+    def __init__(self, client):
+        """Wrap a Flask-SocketIO test client."""
+        self.client = client
+        self.events: list[tuple[str, dict]] = []
+
+    def pull(self) -> None:
+        """Move newly received events into `events`."""
+        for item in self.client.get_received():
+            self.events.append((item["name"], item["args"][0] if item["args"] else None))
+
+    def of(self, name: str) -> list:
+        """Payloads of every event called `name` so far."""
+        self.pull()
+        return [data for event, data in self.events if event == name]
+
+    def wait(self, name: str, predicate=lambda data: True, timeout: float = 10.0):
+        """Wait until an event `name` whose payload satisfies `predicate` has arrived; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for data in self.of(name):
+                if predicate(data):
+                    return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {name!r} event matched within {timeout} s; got {self.events!r}")
+            time.sleep(0.002)
+
+
+@pytest.fixture
+def received():
+    """Wrap a test client: `received(client).wait("bot_message", ...)`."""
+    return Received
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LiveServer:
+    """`python app.py` as a real process on a free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        """Prepare (not start) the server with `env` added to the environment."""
+        self.port = int(env["PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LiveServer:
+        """Start the process and wait until it answers /healthz."""
+        log = open(self.log_path, "ab")  # noqa: SIM115  (the child keeps it)
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll until the server accepts HTTP (or fail with its log)."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready in {timeout} s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """Terminate politely, then forcefully."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        """What the server printed."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def live_server(tmp_path, fake_groq):  # noqa: F811
+    """Factory: `live_server(**env)` starts the real server against the fake Groq and a temporary SQLite file."""
+    servers: list[LiveServer] = []
+
+    def start(async_mode: str = "eventlet", start: bool = True, **env) -> LiveServer:
+        settings = {
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+            "ASYNC_MODE": async_mode,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+            "SECRET_KEY": SECRET,
+            "GROQ_API_KEY": fake_groq.api_key,
+            "GROQ_BASE_URL": fake_groq.base_url,
+            "REDIS_URL": "",
+            "RATE_LIMIT_MESSAGES": "1000/minute",
+            "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
+            "RATE_LIMIT_CONNECTIONS": "1000/minute",
+            "LOG_LEVEL": "info",
+            "PYTHONUNBUFFERED": "1",
+        }
+        settings.update({key: str(value) for key, value in env.items()})
+        server = LiveServer(settings, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        return server.start() if start else server
+
+    yield start
+    for server in servers:
+        server.stop()

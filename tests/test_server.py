@@ -1,0 +1,103 @@
+"""The real server process (`python app.py`, eventlet and gevent) with a real Socket.IO client over websocket."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from tests.conftest import ROOT
+from tests.live_client import LiveClient
+
+pytestmark = pytest.mark.server
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_streams_reply_over_websocket(live_server, fake_groq, async_mode):
+    server = live_server(async_mode, SYSTEM_PROMPT="You are the live test bot.")
+    client = LiveClient(server.url)
+    try:
+        client.wait("session_id")
+        fake_groq.script(text="Earlier answer.")
+        first = client.call("user_message", {"message": "earlier question"})
+        client.final(first["reply_id"])
+        fake_groq.script(tokens=60, delay=0.004)
+        ack = client.call("user_message", {"message": "stream to me"})
+        assert ack["ok"] is True
+        final = client.final(ack["reply_id"])
+        start = client.wait("bot_start", lambda d: d["reply_id"] == ack["reply_id"])
+        assert start["conversation_id"] == ack["conversation_id"]
+        deltas = [d for d in client.of("bot_delta") if d["reply_id"] == ack["reply_id"]]
+        assert len(deltas) >= 2
+        assert [d["seq"] for d in deltas] == list(range(len(deltas)))
+        assert "".join(d["text"] for d in deltas) == final["message"] == fake_groq.last_text
+        # Order on the wire: bot_start, then the deltas, then the final message.
+        names = [name for name, data in client.events
+                 if isinstance(data, dict) and data.get("reply_id") == ack["reply_id"]]
+        assert names[0] == "bot_start" and names[-1] == "bot_message"
+        sent = fake_groq.requests[-1]["messages"]
+        assert sent[0] == {"role": "system", "content": "You are the live test bot."}
+        assert sent[1:] == [{"role": "user", "content": "earlier question"},
+                            {"role": "assistant", "content": "Earlier answer."},
+                            {"role": "user", "content": "stream to me"}]
+    finally:
+        client.close()
+
+
+def test_server_demo_mode_streams_marked_reply(live_server):
+    server = live_server("eventlet", GROQ_API_KEY="", DEMO_TOKEN_DELAY="0.001")
+    client = LiveClient(server.url)
+    try:
+        assert client.wait("session_id")["demo"] is True
+        ack = client.call("user_message", {"message": "hello"})
+        final = client.final(ack["reply_id"])
+        assert len([d for d in client.of("bot_delta") if d["reply_id"] == ack["reply_id"]]) >= 2
+        assert client.text_of(ack["reply_id"]) == final["message"]
+        assert "demo" in final["message"].lower()
+        page = requests.get(server.url + "/", timeout=5)
+        assert "demo" in page.text.lower()
+    finally:
+        client.close()
+
+
+def test_server_serves_page_with_security_headers(live_server):
+    server = live_server("eventlet")
+    page = requests.get(server.url + "/", timeout=5)
+    assert page.status_code == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    cookie = page.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+    assert "chatbot_connected_sockets" in requests.get(server.url + "/metrics", timeout=5).text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("PORT", "seventy", "PORT is invalid"),
+        ("ASYNC_MODE", "tornado", "ASYNC_MODE is invalid"),
+        ("MAX_MESSAGE_CHARS", "-3", "MAX_MESSAGE_CHARS is invalid"),
+        ("ALLOWED_ORIGINS", "ftp://x", "ALLOWED_ORIGINS is invalid"),
+    ],
+)
+def test_server_refuses_invalid_configuration_with_one_line(tmp_path, name, value, fragment):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), name: value,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_server_production_requires_secret_key(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CHATBOT_ENV": "production",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "ASYNC_MODE": "threading"}
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "SECRET_KEY must be set in production" in result.stderr

@@ -36,7 +36,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     store = Store(settings["DATABASE_URL"])
     store.migrate()
-    replies = make_replies(settings["REDIS_URL"])
+    replies = make_replies(settings["REDIS_URL"], settings["REDIS_PREFIX"])
     # One process owns every reply, so whatever was streaming when it last stopped is over; with Redis other
     # processes may be streaming right now, so only replies with no checkpoint for a while count as dead.
     interrupted = store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS if settings["REDIS_URL"] else None)
@@ -47,11 +47,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                              max_retry_wait=settings["GROQ_MAX_RETRY_WAIT"],
                              temperature=settings["GROQ_TEMPERATURE"], max_tokens=settings["GROQ_MAX_TOKENS"],
                              token_delay=settings["DEMO_TOKEN_DELAY"])
-    limiter = RateLimiter(settings["REDIS_URL"], messages=settings["RATE_LIMIT_MESSAGES"],
+    limiter = RateLimiter(settings["REDIS_URL"], prefix=settings["REDIS_PREFIX"],
+                          messages=settings["RATE_LIMIT_MESSAGES"],
                           messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],
                           connections=settings["RATE_LIMIT_CONNECTIONS"])
 
     socketio.init_app(app, async_mode=settings["ASYNC_MODE"], message_queue=settings["REDIS_URL"],
+                      channel=f"{settings['REDIS_PREFIX']}-socketio",
                       cors_allowed_origins=origin_checker(settings["ALLOWED_ORIGINS"]),
                       max_http_buffer_size=settings["MAX_FRAME_BYTES"],
                       ping_interval=settings["PING_INTERVAL"], ping_timeout=settings["PING_TIMEOUT"],

@@ -126,6 +126,7 @@ SETTINGS: dict[str, Setting] = {
     "DEMO_TOKEN_DELAY": Setting(_float_range(0, 5), 0.02),
     "DATABASE_URL": Setting(_optional, None),
     "REDIS_URL": Setting(_optional, None),
+    "REDIS_PREFIX": Setting(_text, "chatbotws"),
     "HOST": Setting(_text, "127.0.0.1"),
     "PORT": Setting(_int_range(1, 65535), 5000),
     "ALLOWED_ORIGINS": Setting(_origins, ()),

@@ -12,9 +12,11 @@ from .protocol import ChatError
 class RateLimiter:
     """Counts messages per session and per client IP, and connections per IP."""
 
-    def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str):
+    def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str,
+                 prefix: str = "chatbotws"):
         """Use Redis storage when `redis_url` is set, else process memory."""
-        backend = storage.storage_from_string(redis_url) if redis_url else storage.MemoryStorage()
+        backend = (storage.storage_from_string(redis_url, key_prefix=f"{prefix}-limits") if redis_url
+                   else storage.MemoryStorage())
         self._limiter = strategies.FixedWindowRateLimiter(backend)
         self._messages = parse_many(messages)
         self._messages_per_ip = parse_many(messages_per_ip)

@@ -230,6 +230,6 @@ class RedisReplies:
         return bool(self._redis.ping())
 
 
-def make_replies(redis_url: str | None) -> MemoryReplies | RedisReplies:
+def make_replies(redis_url: str | None, prefix: str = "chatbotws") -> MemoryReplies | RedisReplies:
     """The Redis registry when REDIS_URL is set, else the in-memory one."""
-    return RedisReplies(redis_url) if redis_url else MemoryReplies()
+    return RedisReplies(redis_url, prefix) if redis_url else MemoryReplies()

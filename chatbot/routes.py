@@ -6,7 +6,6 @@ import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
-from sqlalchemy import text
 
 from .sessions import COOKIE_NAME
 from .store import NotFound
@@ -72,8 +71,7 @@ def readyz():
     chat = current_app.extensions["chatbot"]
     checks = {}
     try:
-        with chat.store.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        chat.store.ping()
         checks["database"] = "ok"
     except Exception:
         log.exception("readiness: database check failed")

@@ -12,14 +12,12 @@ from flask_socketio import SocketIO
 __version__ = "0.1.0"
 
 socketio = SocketIO()
-# A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
-STALE_REPLY_SECONDS = 120.0
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
     from . import events  # noqa: F401  (registers the Socket.IO handlers)
-    from .chat import ChatService
+    from .chat import STALE_REPLY_SECONDS, ChatService
     from .config import load_settings
     from .llm import make_provider
     from .ratelimit import RateLimiter

@@ -19,6 +19,9 @@ from .protocol import ChatError
 
 log = logging.getLogger("chatbot.chat")
 
+# A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
+STALE_REPLY_SECONDS = 120.0
+
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
 DEMO_NOTE = (
     " (Demo mode: no GROQ_API_KEY is set, so replies come from the offline demo provider. "
@@ -270,6 +273,9 @@ class ChatService:
         while True:
             try:
                 self.cleanup()
+                if self.settings["REDIS_URL"]:
+                    # Replies of a process that died while others live on: no checkpoint for a long while.
+                    self.store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS)
             except Exception:
                 log.exception("cleanup failed")
             self.socketio.sleep(self.settings["CLEANUP_INTERVAL"])
@@ -346,6 +352,7 @@ class ChatService:
                 if now - last_checkpoint >= checkpoint_every:
                     last_checkpoint = now
                     self.store.update_message(reply_id, content="".join(parts))
+                    self.replies.heartbeat(reply_id, reply["conversation_id"])
             if self.replies.stop_requested(reply_id):
                 status, finish = "stopped", "stopped"
             else:

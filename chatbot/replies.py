@@ -14,8 +14,8 @@ from typing import Any
 
 # How long a finished reply stays resumable from the registry; later the store answers.
 FINISHED_TTL = 300.0
-# Safety net: a reservation whose process died without releasing it expires.
-RESERVATION_TTL = 3600.0
+# A reservation whose process died expires this long after its last heartbeat (sent at every checkpoint).
+RESERVATION_TTL = 90.0
 
 
 @dataclass
@@ -57,6 +57,9 @@ class MemoryReplies:
         with self._lock:
             self._busy[conversation_id] = reply_id
             self._replies[reply_id] = ReplyState(owner_id, conversation_id)
+
+    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
+        """The reply is alive (nothing to do in one process: it cannot die without the registry)."""
 
     def release(self, conversation_id: str, owner_id: str) -> None:
         """Free a reservation that never began (the user message could not be stored)."""
@@ -163,6 +166,13 @@ class RedisReplies:
         pipe.set(self._key("busy", conversation_id), reply_id, ex=int(RESERVATION_TTL))
         pipe.hset(self._key("reply", reply_id), mapping={"owner": owner_id, "conversation": conversation_id})
         pipe.expire(self._key("reply", reply_id), int(RESERVATION_TTL))
+        pipe.execute()
+
+    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
+        """Keep the reservation and the reply's log alive while it streams."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in (self._key("busy", conversation_id), self._key("reply", reply_id), self._key("deltas", reply_id)):
+            pipe.expire(key, int(RESERVATION_TTL))
         pipe.execute()
 
     def release(self, conversation_id: str, owner_id: str) -> None:

@@ -25,7 +25,7 @@ lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 
 audit: $(VENV)/.dev  ## known vulnerabilities in the pinned requirements
-	$(PY) -m pip_audit --strict -r requirements.txt
+	$(PY) scripts/audit.py
 
 bench: $(VENV)/.dev  ## streaming benchmarks (prints figures)
 	$(PY) bench/stream_bench.py

@@ -101,3 +101,26 @@ def test_server_production_requires_secret_key(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "SECRET_KEY must be set in production" in result.stderr
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_stop_closes_upstream_mid_stream(live_server, fake_groq, async_mode):
+    server = live_server(async_mode)
+    client = LiveClient(server.url)
+    try:
+        client.wait("session_id")
+        fake_groq.script(tokens=200, hold_after=5)
+        ack = client.call("user_message", {"message": "stop me"})
+        fake_groq.wait_streamed(5)
+        client.wait("bot_delta", lambda d: d["reply_id"] == ack["reply_id"])
+        assert client.call("stop", {"reply_id": ack["reply_id"]}) == {"ok": True, "stopped": True}
+        final = client.final(ack["reply_id"])
+        fake_groq.wait_disconnected(1)
+        assert final["finish_reason"] == "stopped"
+        assert final["message"] == "".join(f"tok{i} " for i in range(5)) == client.text_of(ack["reply_id"])
+        fake_groq.release()
+        fake_groq.script(text="Free again.")
+        again = client.call("user_message", {"message": "next"})
+        assert client.final(again["reply_id"])["message"] == "Free again."
+    finally:
+        client.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 from .llm import UpstreamError
 from .protocol import ChatError
+from .streaming import Pacer, ReplyOutbox
 
 log = logging.getLogger("chatbot.chat")
 
@@ -79,6 +80,8 @@ class ChatService:
         self.settings = settings
         self.sockets: dict[str, SocketState] = {}
         self._streams: dict[int, Any] = {}
+        self.pacer = Pacer(socketio.start_background_task, socketio.sleep, settings["STREAM_WINDOW_MS"] / 1000,
+                           replies.stop_requested)
         self.counters = {"replies_started": 0, "replies_finished": 0, "replies_failed": 0, "deltas_sent": 0}
 
     # ---- connections -------------------------------------------------------------------------------------
@@ -309,48 +312,34 @@ class ChatService:
     def _stream_reply(self, reply: dict, context: list[dict]) -> None:
         """Stream one reply: coalesced deltas to the conversation's room, checkpoints to the store, final message."""
         reply_id, room = reply["id"], conversation_room(reply["conversation_id"])
-        window = self.settings["STREAM_WINDOW_MS"] / 1000
         checkpoint_every = self.settings["CHECKPOINT_SECONDS"]
         parts: list[str] = []
         reasoning: list[str] = []
-        pending: list[str] = []
-        seq = 0
         status, finish, error, stream = "complete", None, None, None
 
-        def flush() -> None:
-            nonlocal seq
-            text = "".join(pending)
-            pending.clear()
+        def send(seq: int, text: str) -> None:
             self.replies.append(reply_id, seq, text)
             self.socketio.emit("bot_delta", {"reply_id": reply_id, "seq": seq, "text": text}, to=room)
             self.counters["deltas_sent"] += 1
-            seq += 1
 
         def on_retry(wait: float, reason: str) -> None:
             self.socketio.emit("bot_status", {"reply_id": reply_id, "status": "retrying",
                                               "retry_in": round(wait, 1)}, to=room)
 
+        box = ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
         try:
             stream = self.provider.stream(context, on_retry=on_retry)
             self._streams[reply_id] = stream
-            last_emit = last_check = last_checkpoint = time.monotonic()
+            self.pacer.watch(box, stream)
+            last_checkpoint = time.monotonic()
             for delta in stream:
                 if delta.reasoning:
                     reasoning.append(delta.reasoning)
                 if delta.text:
                     parts.append(delta.text)
-                    pending.append(delta.text)
-                now = time.monotonic()
-                if pending and (seq == 0 or now - last_emit >= window):
-                    flush()
-                    last_emit = now
-                if now - last_check >= window:
-                    last_check = now
-                    if self.replies.stop_requested(reply_id):
-                        stream.close()
-                        break
-                if now - last_checkpoint >= checkpoint_every:
-                    last_checkpoint = now
+                    box.add(delta.text)
+                if time.monotonic() - last_checkpoint >= checkpoint_every:
+                    last_checkpoint = time.monotonic()
                     self.store.update_message(reply_id, content="".join(parts))
                     self.replies.heartbeat(reply_id, reply["conversation_id"])
             if self.replies.stop_requested(reply_id):
@@ -368,8 +357,8 @@ class ChatService:
             log.exception("reply=%s ref=%s failed", reply_id, ref)
         finally:
             self._streams.pop(reply_id, None)
-        if pending:  # what arrived before a failure still reaches the clients, in order
-            flush()
+            self.pacer.forget(reply_id)
+        box.flush()  # what arrived before a stop or failure still reaches the clients, in order
         self._finish_reply(reply, room, "".join(parts), "".join(reasoning) or None, status, finish, error,
                            getattr(stream, "usage", None))
 

@@ -17,10 +17,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret-key-not-for-production-0123456789"
 
 
-def base_config(tmp_path: Path, fake: FakeGroq | None, **overrides) -> dict:
-    """Settings for a test app: temporary SQLite database, the fake Groq, no limits in the way."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file, and (when TEST_DATABASE_URL is set) a Postgres schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chatbot.db'}"
+        return
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    from chatbot.store import isolated_database
+
+    with isolated_database(url) as isolated:
+        yield isolated
+
+
+def base_config(database_url: str, fake: FakeGroq | None, **overrides) -> dict:
+    """Settings for a test app: the given database, the fake Groq, no limits in the way."""
     config = {
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'chatbot.db'}",
+        "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "ASYNC_MODE": "threading",
         "GROQ_API_KEY": fake.api_key if fake else "",
@@ -37,17 +52,21 @@ def base_config(tmp_path: Path, fake: FakeGroq | None, **overrides) -> dict:
 
 
 @pytest.fixture
-def make_app(tmp_path, fake_groq, monkeypatch):  # noqa: F811
+def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
     """Factory: an app against the fake Groq (pass overrides as keyword settings)."""
     from chatbot import create_app
 
     monkeypatch.delenv("GROQ_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)  # keep python-dotenv from reading a developer's .env
+    apps = []
 
     def build(**overrides):
-        return create_app(base_config(tmp_path, fake_groq, **overrides))
+        apps.append(create_app(base_config(database_url, fake_groq, **overrides)))
+        return apps[-1]
 
-    return build
+    yield build
+    for app in apps:
+        app.extensions["chatbot"].store.close()
 
 
 @pytest.fixture
@@ -174,8 +193,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path, fake_groq):  # noqa: F811
-    """Factory: `live_server(**env)` starts the real server against the fake Groq and a temporary SQLite file."""
+def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
+    """Factory: `live_server(**env)` starts the real server against the fake Groq and a fresh database."""
     servers: list[LiveServer] = []
 
     def start(async_mode: str = "eventlet", start: bool = True, **env) -> LiveServer:
@@ -183,7 +202,7 @@ def live_server(tmp_path, fake_groq):  # noqa: F811
             "HOST": "127.0.0.1",
             "PORT": str(free_port()),
             "ASYNC_MODE": async_mode,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'live.db'}",
+            "DATABASE_URL": database_url,
             "SECRET_KEY": SECRET,
             "GROQ_API_KEY": fake_groq.api_key,
             "GROQ_BASE_URL": fake_groq.base_url,

@@ -150,6 +150,8 @@ def test_export_markdown_and_json_are_owner_scoped(live_server, fake_groq):
 
 
 def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, received):
+    from datetime import UTC, datetime, timedelta
+
     import sqlalchemy as sa
 
     from chatbot import store as store_module
@@ -163,7 +165,7 @@ def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, recei
     chat = app.extensions["chatbot"]
     with chat.store.engine.begin() as conn:
         conn.execute(sa.update(store_module.owners).where(store_module.owners.c.id == idle["session_id"])
-                     .values(last_seen_at=sa.func.datetime("now", "-400 days")))
+                     .values(last_seen_at=datetime.now(UTC) - timedelta(days=400)))
     assert chat.cleanup() == 1
     assert not chat.store.owner_exists(idle["session_id"]) and chat.store.owner_exists(fresh["session_id"])
     with pytest.raises(store_module.NotFound):

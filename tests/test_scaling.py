@@ -17,18 +17,20 @@ DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 @pytest.fixture
-def two_processes(live_server):
-    """An eventlet and a gevent server process sharing one Postgres schema and one Redis."""
+def database_url():
+    """One Postgres schema for every process of the test (overrides conftest's SQLite/Postgres pair)."""
     if not (REDIS_URL and DATABASE_URL):
         pytest.skip("TEST_REDIS_URL and TEST_DATABASE_URL are not both set (e.g. redis://127.0.0.1:6379/15 and "
                     "postgresql+psycopg://postgres@127.0.0.1:5432/test)")
     with isolated_database(DATABASE_URL) as url:
-        shared = {"DATABASE_URL": url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}"}
-        first = live_server("eventlet", **shared)
-        second = live_server("gevent", **shared)
-        yield first, second
-        first.stop()
-        second.stop()
+        yield url
+
+
+@pytest.fixture
+def two_processes(live_server):
+    """An eventlet and a gevent server process sharing one Postgres schema and one Redis."""
+    shared = {"REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}"}
+    return live_server("eventlet", **shared), live_server("gevent", **shared)
 
 
 def test_scaling_reply_reaches_tabs_on_other_process(two_processes, fake_groq):

@@ -112,12 +112,13 @@ def test_server_stop_closes_upstream_mid_stream(live_server, fake_groq, async_mo
         fake_groq.script(tokens=200, hold_after=5)
         ack = client.call("user_message", {"message": "stop me"})
         fake_groq.wait_streamed(5)
-        client.wait("bot_delta", lambda d: d["reply_id"] == ack["reply_id"])
+        expected = "".join(f"tok{i} " for i in range(5))
+        client.wait("bot_delta", lambda d: client.text_of(ack["reply_id"]) == expected)
         assert client.call("stop", {"reply_id": ack["reply_id"]}) == {"ok": True, "stopped": True}
         final = client.final(ack["reply_id"])
         fake_groq.wait_disconnected(1)
         assert final["finish_reason"] == "stopped"
-        assert final["message"] == "".join(f"tok{i} " for i in range(5)) == client.text_of(ack["reply_id"])
+        assert final["message"] == expected == client.text_of(ack["reply_id"])
         fake_groq.release()
         fake_groq.script(text="Free again.")
         again = client.call("user_message", {"message": "next"})

@@ -1,0 +1,67 @@
+"""Settings: defaults, environment, test mapping; every bad value is one clear error naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.config import ConfigError, load_settings
+
+
+def test_config_defaults(tmp_path):
+    settings = load_settings(tmp_path, environ={})
+    assert settings["PORT"] == 5000 and settings["HOST"] == "127.0.0.1"
+    assert settings["ASYNC_MODE"] == "eventlet"
+    assert settings["GROQ_MODEL"] == "openai/gpt-oss-120b"
+    assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'chatbot.db'}"
+    assert settings["GROQ_API_KEY"] is None
+
+
+def test_config_development_secret_is_generated_once_and_kept(tmp_path):
+    first = load_settings(tmp_path, environ={})["SECRET_KEY"]
+    assert len(first) >= 32 and (tmp_path / "secret_key").read_text() == first
+    assert load_settings(tmp_path, environ={})["SECRET_KEY"] == first
+
+
+def test_config_test_mapping_overrides_environment(tmp_path):
+    settings = load_settings(tmp_path, {"PORT": "6001", "MAX_MESSAGE_CHARS": 10}, environ={"PORT": "6000"})
+    assert settings["PORT"] == 6001 and settings["MAX_MESSAGE_CHARS"] == 10
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "abc"), ("PORT", "0"), ("PORT", "70000"), ("ASYNC_MODE", "tornado"), ("MAX_MESSAGE_CHARS", "-1"),
+        ("ALLOWED_ORIGINS", "example.org"), ("ALLOWED_ORIGINS", "https://a.org/path"), ("LOG_CONTENT", "maybe"),
+        ("RATE_LIMIT_MESSAGES", "lots"), ("CHATBOT_ENV", "staging"), ("GROQ_TEMPERATURE", "9"),
+    ],
+)
+def test_config_invalid_value_names_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=rf"^{name} is invalid"):
+        load_settings(tmp_path, environ={name: value})
+
+
+def test_config_secret_values_are_not_echoed(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, environ={"SECRET_KEY": "hunter2"})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_config_production_requires_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match="SECRET_KEY must be set in production"):
+        load_settings(tmp_path, environ={"CHATBOT_ENV": "production"})
+
+
+def test_config_production_refuses_wildcard_origin(tmp_path):
+    with pytest.raises(ConfigError, match="ALLOWED_ORIGINS may not be"):
+        load_settings(tmp_path, environ={"CHATBOT_ENV": "production", "SECRET_KEY": "x" * 40,
+                                         "ALLOWED_ORIGINS": "*"})
+
+
+def test_config_secret_key_is_never_the_groq_key(tmp_path):
+    with pytest.raises(ConfigError, match="must not be the Groq API key"):
+        load_settings(tmp_path, environ={"SECRET_KEY": "gsk_" + "a" * 40, "GROQ_API_KEY": "gsk_" + "a" * 40})
+
+
+def test_config_origins_are_parsed(tmp_path):
+    settings = load_settings(tmp_path, environ={"ALLOWED_ORIGINS": "https://a.org, http://b.test:8080/"})
+    assert settings["ALLOWED_ORIGINS"] == ("https://a.org", "http://b.test:8080")

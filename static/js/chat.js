@@ -1,0 +1,315 @@
+// The chat page's entry point: speaks the Socket.IO protocol (see the README), and wires the conversation view,
+// composer, sidebar and connection status together.
+
+/* global io */
+
+import { Composer } from "./composer.js";
+import {
+  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, refreshRegenerate,
+  renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
+} from "./conversation.js";
+import { setupHighlighting } from "./markdown.js";
+import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
+import { Sidebar, titleOf } from "./sidebar.js";
+import { showError } from "./toasts.js";
+
+const ACK_TIMEOUT_MS = 20000;
+const FINISH_STATUS = { stopped: "stopped", error: "error", interrupted: "interrupted" };
+
+/** Read the server's page config from <body data-config>, with safe defaults. */
+function readConfig() {
+  let config = {};
+  try {
+    config = JSON.parse(document.body.dataset.config || "{}") || {};
+  } catch (_) {
+    config = {};
+  }
+  return {
+    demo: Boolean(config.demo),
+    model: String(config.model || ""),
+    maxMessageChars: Number(config.max_message_chars) > 0 ? Number(config.max_message_chars) : 4000,
+    version: String(config.version || ""),
+  };
+}
+
+/** Return a random id for a sent message (randomUUID needs a secure context; plain-HTTP LAN installs lack it). */
+function randomId() {
+  if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const config = readConfig();
+const state = {
+  socket: null,
+  connected: false,
+  sentClientIds: new Set(), // client_ids this tab sent, so their echoes are ignored
+  unconfirmed: new Map(), // client_id -> {clientId, el, text, conversationId}: the ack was lost to a disconnect
+};
+
+const composer = new Composer({
+  maxChars: config.maxMessageChars,
+  onSend: sendMessage,
+  onStop: stopReply,
+  announce,
+});
+
+const sidebar = new Sidebar({
+  open: (id) => request("open_conversation", { conversation_id: id }),
+  create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
+  rename: (id, title) => request("rename_conversation", { conversation_id: id, title }),
+  remove: (id) => request("delete_conversation", { conversation_id: id }),
+});
+
+Object.assign(hooks, {
+  changed: () => composer.set({ streaming: streamingReply() !== null, stopping: false }),
+  regenerate,
+  activated: (id) => sidebar.setActive(id),
+  conversation: (id) => sidebar.find(id),
+  titleOf,
+});
+
+/** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null. */
+function request(event, payload) {
+  return new Promise((resolve) => {
+    if (!state.socket || !state.connected) {
+      showError({ code: "offline" });
+      resolve(null);
+      return;
+    }
+    state.socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err, resp) => {
+      if (err) {
+        showError(state.socket.connected ? { code: "timeout" } : { code: "offline" });
+        resolve(null);
+      } else if (!resp || !resp.ok) {
+        showError(resp && resp.error);
+        resolve(null);
+      } else {
+        resolve(resp);
+      }
+    });
+  });
+}
+
+// ---- user actions ---------------------------------------------------------------------------------------------
+
+/** Send the composer's text: optimistic bubble now, marked failed (text back in the composer) on error. */
+function sendMessage(text) {
+  const clientId = randomId();
+  state.sentClientIds.add(clientId);
+  const el = createMessage({ role: "user", content: text });
+  el.classList.add("msg--pending");
+  el.dataset.clientId = clientId;
+  appendMessage(el);
+  followBottom(true);
+  refreshRegenerate();
+  composer.setText("");
+  emitUserMessage({ clientId, el, text, conversationId: view.activeId });
+}
+
+/** Emit one user message and settle its bubble from the ack. */
+function emitUserMessage(pending) {
+  const { clientId, el, text } = pending;
+  composer.set({ sending: true });
+  const payload = { message: text, client_id: clientId };
+  if (pending.conversationId != null) payload.conversation_id = pending.conversationId;
+  state.socket.timeout(ACK_TIMEOUT_MS).emit("user_message", payload, (err, resp) => {
+    composer.set({ sending: false });
+    if (err && !state.socket.connected) {
+      // Committed or not, we cannot tell: resend on reconnect; the same client_id makes that idempotent.
+      state.unconfirmed.set(clientId, pending);
+      return;
+    }
+    state.unconfirmed.delete(clientId);
+    el.classList.remove("msg--pending");
+    if (err || !resp || !resp.ok) {
+      const error = err ? { code: "timeout" } : (resp && resp.error) || { code: "internal" };
+      setLabel(el, "failed");
+      setNote(el, error.message || "");
+      if (composer.text() === "") composer.setText(text); // nothing typed is ever lost
+      showError(error);
+      return;
+    }
+    el.dataset.messageId = String(resp.message_id);
+    // A history re-sent meanwhile may already hold this message (keep one copy) or may predate it (put it back).
+    const twin = list.querySelector(`.msg--user[data-message-id="${CSS.escape(String(resp.message_id))}"]`);
+    if (twin && twin !== el) el.remove();
+    else if (!twin && !el.isConnected && String(resp.conversation_id) === view.activeId) appendMessage(el);
+    if (resp.reply_id != null) ensureReplyBubble(resp.reply_id, String(resp.conversation_id ?? view.activeId));
+  });
+}
+
+/** Ask the server to stop the reply in flight; the final bot_message then carries finish_reason "stopped". */
+function stopReply() {
+  const reply = streamingReply();
+  if (!reply) return;
+  composer.set({ stopping: true });
+  request("stop", { reply_id: reply.wire }).then((resp) => {
+    if (!resp) composer.set({ stopping: false });
+  });
+}
+
+/** Ask for a new answer to the last message (the server re-sends history, then streams the new reply). */
+function regenerate() {
+  if (streamingReply()) return;
+  for (const button of list.querySelectorAll(".msg-regenerate")) button.disabled = true;
+  request("regenerate", { conversation_id: view.activeId }).then((resp) => {
+    if (resp && resp.reply_id != null) ensureReplyBubble(resp.reply_id, view.activeId);
+    else refreshRegenerate();
+  });
+}
+
+/** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
+function resumeReply(reply) {
+  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1 };
+  state.socket.timeout(ACK_TIMEOUT_MS).emit("resume", payload, (err, resp) => {
+    if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
+    if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
+  });
+}
+
+// ---- connection status ----------------------------------------------------------------------------------------
+
+/** Show the connection state truthfully: connecting, connected, reconnecting or offline. */
+function setStatus(kind, text, detail = "") {
+  const status = document.getElementById("status");
+  status.dataset.state = kind;
+  status.title = detail;
+  document.getElementById("status-text").textContent = text;
+  state.connected = kind === "connected";
+  composer.set({ connected: state.connected });
+}
+
+/** Show "reconnecting", or "offline" when the browser knows the network is gone. */
+function setDisconnected(detail = "") {
+  if (navigator.onLine === false) setStatus("offline", "Offline", "No network: waiting for it to come back");
+  else setStatus("reconnecting", "Reconnecting…", detail);
+}
+
+// ---- server events --------------------------------------------------------------------------------------------
+
+/** A welcome text, or the authoritative full text of a finished reply. */
+function onBotMessage(data) {
+  const conversationId = data.conversation_id != null ? String(data.conversation_id) : view.activeId;
+  if (data.welcome) {
+    if (conversationId !== view.activeId || list.querySelector(".msg--welcome")) return;
+    const el = createMessage({ role: "assistant", content: data.message || "", createdAt: data.created_at,
+      welcome: true });
+    appendMessage(el);
+    announce(`Assistant: ${summary(el)}`);
+    return;
+  }
+  let reply = data.reply_id != null ? view.replies.get(String(data.reply_id)) : null;
+  if (conversationId !== view.activeId) {
+    if (reply) reply.done = true;
+    return;
+  }
+  if (!reply) reply = replyState(data.reply_id ?? randomId(), conversationId);
+  if (!reply.el || !reply.el.isConnected) {
+    reply.el = createMessage({ role: "assistant", content: "" });
+    reply.el.dataset.replyId = reply.id;
+    appendMessage(reply.el);
+  }
+  if (data.message_id != null) reply.el.dataset.messageId = String(data.message_id);
+  if (data.created_at) setTime(reply.el, data.created_at);
+  const status = FINISH_STATUS[data.finish_reason] || "complete";
+  const note = data.error && data.error.message ? data.error.message : "";
+  finishReply(reply, { text: data.message ?? reply.text, status, note });
+  followBottom();
+  const label = status === "complete" ? "" : ` (${status === "error" ? "failed" : status})`;
+  announce(`Assistant replied${label}: ${summary(reply.el)}`);
+}
+
+/** An error: a failed reply ends in its bubble; anything else becomes a toast. */
+function onError(data) {
+  const reply = data && data.reply_id != null ? view.replies.get(String(data.reply_id)) : null;
+  if (reply && !reply.done) {
+    finishReply(reply, { status: "error", note: data.message || "" });
+    if (reply.conversationId !== view.activeId || !reply.el) showError(data);
+  } else {
+    showError(data);
+  }
+}
+
+/** Connect and register every server event. */
+function connect() {
+  const socket = io({ transports: ["websocket", "polling"] });
+  state.socket = socket;
+
+  socket.on("connect", () => {
+    setStatus("connected", "Connected");
+    for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
+  });
+  socket.on("disconnect", (reason) => {
+    // Socket.IO retries by itself, except after a deliberate disconnect by either side.
+    if (reason === "io server disconnect" || reason === "io client disconnect") {
+      setStatus("offline", "Disconnected", "The server closed the connection: reload the page to reconnect");
+    } else {
+      setDisconnected();
+    }
+  });
+  socket.on("connect_error", () => {
+    if (!socket.active) setStatus("offline", "Can't connect", "The server refused the connection: reload to retry");
+    else setDisconnected();
+  });
+  socket.io.on("reconnect_attempt", (attempt) => setDisconnected(`Attempt ${attempt}`));
+  window.addEventListener("offline", () => socket.connected || setDisconnected());
+  window.addEventListener("online", () => socket.connected || setDisconnected());
+
+  socket.on("session_id", (data) => {
+    document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
+    document.getElementById("model-name").textContent = data.model || config.model;
+  });
+  socket.on("history", (data) => {
+    const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values());
+    for (const reply of inFlight) resumeReply(reply);
+  });
+  socket.on("conversations", (data) => {
+    sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+    updateTitle();
+  });
+  socket.on("user_message_echo", (data) => {
+    const message = data.message || {};
+    if (state.sentClientIds.has(message.client_id) || String(data.conversation_id) !== view.activeId) return;
+    appendMessage(createMessage({ role: "user", content: message.content || "", createdAt: message.created_at,
+      id: message.id }));
+    refreshRegenerate();
+  });
+  socket.on("bot_start", (data) => ensureReplyBubble(data.reply_id, String(data.conversation_id)));
+  socket.on("bot_delta", (data) => {
+    const reply = view.replies.get(String(data.reply_id));
+    if (reply) applyDelta(reply, Number(data.seq), String(data.text ?? ""));
+  });
+  socket.on("bot_status", (data) => {
+    const reply = view.replies.get(String(data.reply_id));
+    if (!reply || reply.done || !reply.el || data.status !== "retrying") return;
+    const seconds = Math.max(1, Math.ceil(Number(data.retry_in) || 1));
+    setNote(reply.el, `The AI service is busy — retrying in ${seconds} s…`);
+  });
+  socket.on("bot_message", onBotMessage);
+  socket.on("error", onError);
+}
+
+// ---- start ----------------------------------------------------------------------------------------------------
+
+/** Wire the page up once the vendored libraries (deferred scripts) have run. */
+function start() {
+  setupHighlighting();
+  wireCodeCopy(list);
+  wireScrolling();
+  document.getElementById("demo-banner").hidden = !config.demo;
+  document.getElementById("model-name").textContent = config.model;
+  document.getElementById("app-version").textContent = config.version ? `v${config.version}` : "";
+  if (typeof io !== "function") {
+    setStatus("offline", "Scripts missing", "The page failed to load its scripts: reload to retry");
+    return;
+  }
+  setStatus("connecting", "Connecting…");
+  connect();
+  composer.focus();
+}
+
+start();
+
+// Exposed for debugging in the console and for the browser tests' diagnostics; holds no secrets.
+window.chatbotws = { state, view, getText };

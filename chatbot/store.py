@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -165,7 +167,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # busy_timeout first, so switching the journal mode waits for a concurrent opener instead of failing.
     cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    # WAL is a property of the file: only its first opener switches. The switch needs an exclusive lock and SQLite
+    # may refuse it at once (no busy handler) while another connection creates the same new file, so retry briefly.
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        for attempt in range(100):
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
 

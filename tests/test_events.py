@@ -432,3 +432,38 @@ def test_build_context_skips_streaming_and_empty():
                {"role": "assistant", "content": "", "status": "error"},
                {"role": "assistant", "content": "partial", "status": "streaming"}]
     assert build_context("s", history, budget=100)[1:] == [{"role": "user", "content": "q"}]
+
+
+def test_internal_error_is_a_reference_not_a_traceback(socket_client, received, app, monkeypatch, caplog):
+    client, events, _ = connect(socket_client, received)
+    store = app.extensions["chatbot"].store
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("SELECT secret FROM owners -- boom")
+
+    monkeypatch.setattr(store, "list_conversations", broken)
+    result = client.emit("list_conversations", {}, callback=True)
+    assert result["ok"] is False and result["error"]["code"] == "internal"
+    reference = result["error"]["message"].split("reference ")[1].rstrip(").")
+    assert "SELECT" not in repr(events.events) and "boom" not in repr(events.events)
+    assert reference in caplog.text and "boom" in caplog.text
+
+
+def test_rate_limited_messages_never_reach_groq(make_app, received, fake_groq):
+    from chatbot import socketio
+
+    app = make_app(RATE_LIMIT_MESSAGES="2/minute")
+    client = socketio.test_client(app)
+    events = received(client)
+    events.wait("session_id")
+    for index in range(2):
+        ack = client.emit("user_message", {"message": f"m{index}"}, callback=True)
+        events.wait("bot_message", lambda d, reply=ack["reply_id"]: d.get("reply_id") == reply)
+    refused = client.emit("user_message", {"message": "one too many"}, callback=True)
+    assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
+    assert refused["error"]["retry_after"] > 0 and "Try again in" in refused["error"]["message"]
+    assert len(fake_groq.requests) == 2
+    conversation_id = events.of("history")[0]["conversation_id"]
+    owner = events.of("session_id")[0]["session_id"]
+    assert "one too many" not in [m["content"] for m in stored(app, owner, conversation_id)]
+    client.disconnect()

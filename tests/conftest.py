@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ import pytest
 from tests.fake_groq import FakeGroq, fake_groq  # noqa: F401  (fixture re-exported for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say once per reason why tests were skipped (e.g. no TEST_DATABASE_URL), instead of once per test."""
+    reasons = Counter(report.longrepr[2].removeprefix("Skipped: ")
+                      for report in terminalreporter.stats.get("skipped", []) if isinstance(report.longrepr, tuple))
+    if reasons:
+        terminalreporter.section("skipped tests, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:5d}  {reason}")
 SECRET = "test-secret-key-not-for-production-0123456789"
 
 

@@ -34,6 +34,39 @@ def raise_open_files_limit() -> None:
         pass
 
 
+def listener(host: str, port: int):
+    """A listening TCP socket with TCP_NODELAY, which every accepted connection inherits.
+
+    Without it a small Socket.IO frame (an ack, a delta) can wait ~40 ms for the client's delayed ACK (Nagle).
+    """
+    import socket
+
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(address)
+    sock.listen(1024)
+    return sock
+
+
+def serve(app, async_mode: str, host: str, port: int, max_connections: int) -> None:
+    """Serve with the async mode's own WSGI server (what socketio.run() does, plus TCP_NODELAY and max_size)."""
+    if async_mode == "eventlet":
+        import eventlet.wsgi
+
+        # eventlet's server otherwise caps simultaneous connections at 1,024; leave room for plain HTTP.
+        eventlet.wsgi.server(listener(host, port), app, log_output=False, max_size=max_connections + 64)
+    elif async_mode == "gevent":
+        from gevent import pywsgi
+
+        pywsgi.WSGIServer(listener(host, port), app, log=None).serve_forever()
+    else:
+        from chatbot import socketio
+
+        socketio.run(app, host=host, port=port, log_output=False, allow_unsafe_werkzeug=True)
+
+
 def main() -> int:
     """Build the app from the environment and serve it until interrupted."""
     from chatbot import create_app, socketio
@@ -51,13 +84,7 @@ def main() -> int:
     mode = "demo (no GROQ_API_KEY set)" if chat.provider.demo else f"Groq model {chat.provider.model}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)
-    options = {}
-    if settings["ASYNC_MODE"] == "eventlet":
-        # eventlet's WSGI server otherwise caps simultaneous connections at 1,024; leave room for plain HTTP.
-        options["max_size"] = settings["MAX_CONNECTIONS"] + 64
-    if settings["ASYNC_MODE"] == "threading":
-        options["allow_unsafe_werkzeug"] = True
-    socketio.run(app, host=settings["HOST"], port=settings["PORT"], log_output=False, **options)
+    serve(app, settings["ASYNC_MODE"], settings["HOST"], settings["PORT"], settings["MAX_CONNECTIONS"])
     return 0
 
 

@@ -1,0 +1,169 @@
+"""Store benchmark: history load of a long conversation and the cost of a streaming checkpoint, SQLite and Postgres.
+
+    .venv/bin/python bench/store_bench.py
+    TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python bench/store_bench.py
+
+Calls `chatbot.store.Store` directly (no server). SQLite runs on a temporary file; Postgres, when a URL is given,
+in a fresh schema dropped afterwards (`isolated_database`). Prints a markdown table of wall-clock times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import code_version, fmt, markdown_table, median, percentile
+
+from chatbot.store import Store, isolated_database
+
+SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL (every commit is synced to disk)", 3: "EXTRA"}
+USER_CHARS = 200
+ASSISTANT_CHARS = 1200
+
+
+Timings = tuple[list[float], list[float]]
+
+
+def timed(call: Callable[[], object], runs: int = 1, timings: Timings | None = None) -> Timings:
+    """Wall-clock and CPU milliseconds of `runs` calls, one after another (appended to `timings` if given)."""
+    wall, cpu = timings if timings is not None else ([], [])
+    for _ in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        cpu.append((time.process_time() - start_cpu) * 1000)
+        wall.append((time.perf_counter() - start) * 1000)
+    return wall, cpu
+
+
+def history_payload(store: Store, owner_id: str, conversation_id: str, wire: Callable[[dict], dict]) -> str:
+    """What `send_view` does for `history`: load, shape every message for the wire, JSON-encode."""
+    messages = store.list_messages(owner_id, conversation_id)
+    return json.dumps({"conversation_id": conversation_id, "messages": [wire(m) for m in messages]})
+
+
+def service_helpers() -> tuple[Callable[[dict], dict] | None, Callable | None]:
+    """The chat service's `_wire_message` and `build_context`, if this version of the code has them."""
+    try:
+        from chatbot import chat
+    except ImportError:
+        return None, None
+    service = getattr(chat, "ChatService", None)
+    return getattr(service, "_wire_message", None), getattr(chat, "build_context", None)
+
+
+def fill(store: Store, messages: int) -> tuple[str, str, Timings]:
+    """A new owner with one conversation of `messages` alternating messages; returns ids and add_message times."""
+    owner_id = store.create_owner()
+    conversation_id = store.create_conversation(owner_id)["id"]
+    timings: Timings = ([], [])
+    for i in range(messages):
+        role = "user" if i % 2 == 0 else "assistant"
+        text = (f"message {i} " + "lorem ipsum " * 200)[: USER_CHARS if role == "user" else ASSISTANT_CHARS]
+        timed(lambda role=role, text=text: store.add_message(owner_id, conversation_id, role, text), 1, timings)
+    return owner_id, conversation_id, timings
+
+
+def bench_backend(name: str, url: str, args) -> list[list[str]]:
+    """Run every measurement on one database; returns table rows."""
+    store = Store(url)
+    try:
+        store.migrate()
+        owner_id, conversation_id, adds = fill(store, args.messages)
+        wire, build_context = service_helpers()
+        rows: list[list[str]] = []
+
+        def row(what: str, timings: Timings) -> None:
+            wall, cpu = timings
+            rows.append([name, what, len(wall), fmt(median(wall), 2), fmt(percentile(wall, 95), 2),
+                         fmt(median(cpu), 2)])
+
+        row(f"add_message (one committed message; building the {args.messages:,}-message conversation)", adds)
+
+        row(f"list_messages, all {args.messages:,} messages",
+            timed(lambda: store.list_messages(owner_id, conversation_id), args.runs))
+        row("list_messages(limit=50)",
+            timed(lambda: store.list_messages(owner_id, conversation_id, limit=50), args.runs))
+        if wire is not None:
+            size = len(history_payload(store, owner_id, conversation_id, wire))
+            row(f"`history` payload: list + _wire_message + json.dumps ({size / 1024:,.0f} KiB)",
+                timed(lambda: history_payload(store, owner_id, conversation_id, wire), args.runs))
+        if build_context is not None:
+            row("turn context: list_messages (all) + build_context (24,000-char budget)",
+                timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id), 24000),
+                      args.runs))
+        reply, _ = store.add_message(owner_id, conversation_id, "assistant", "", status="streaming")
+        sizes = [1024 + (8192 - 1024) * i // max(args.checkpoints - 1, 1) for i in range(args.checkpoints)]
+        text = "checkpointed reply text " * 400
+        checkpoints: Timings = ([], [])
+        for size in sizes:
+            content = text[:size]
+            timed(lambda content=content: store.update_message(reply["id"], content=content), 1, checkpoints)
+        row("checkpoint: update_message(content=1→8 KiB growing text)", checkpoints)
+        return rows
+    finally:
+        store.close()
+
+
+def sqlite_synchronous(url: str) -> int:
+    """The synchronous level the store's SQLite connections run with."""
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA synchronous").scalar()
+    finally:
+        store.close()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000, help="messages in the conversation (default 1000)")
+    parser.add_argument("--runs", type=int, default=20, help="runs of each history measurement (default 20)")
+    parser.add_argument("--checkpoints", type=int, default=200, help="checkpoint calls (default 200)")
+    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"),
+                        help="Postgres URL (default: $TEST_DATABASE_URL; unset: SQLite only)")
+    parser.add_argument("--sqlite-dir", type=Path, default=None, help="parent of the temp dir holding the SQLite file")
+    args = parser.parse_args(argv)
+    if min(args.messages, args.runs, args.checkpoints) < 1:
+        parser.error("--messages, --runs and --checkpoints must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Benchmark SQLite, then Postgres when a URL is set; print the table."""
+    args = parse_args(argv)
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="chatbot-store-bench-", dir=args.sqlite_dir) as tmp:
+        print("running SQLite...", file=sys.stderr, flush=True)
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        rows += bench_backend("SQLite", url, args)
+        sqlite_sync = sqlite_synchronous(url)
+    if args.database_url:
+        print("running Postgres...", file=sys.stderr, flush=True)
+        with isolated_database(args.database_url) as url:
+            rows += bench_backend("Postgres", url, args)
+    print(f"## Store benchmark: a {args.messages:,}-message conversation (user {USER_CHARS} chars, assistant "
+          f"{ASSISTANT_CHARS} chars, alternating); {args.runs} runs per history row, {args.checkpoints} checkpoints")
+    print(f"Code: {code_version()}")
+    print()
+    print("Wall-clock ms per call, one call at a time, in this process; SQLite: WAL mode on a temporary file, "
+          f"PRAGMA synchronous={SYNC_NAMES.get(sqlite_sync, sqlite_sync)}.")
+    print()
+    print("CPU ms: this process's CPU time per call (the rest is waiting for the disk or the database server).")
+    print()
+    print(markdown_table(["backend", "operation", "calls", "median ms", "p95 ms", "CPU ms median"], rows))
+    if not args.database_url:
+        print()
+        print("Postgres skipped: set TEST_DATABASE_URL (or --database-url), e.g. "
+              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,8 @@ log = logging.getLogger("chatbot.chat")
 
 # A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
 STALE_REPLY_SECONDS = 120.0
+# A read of the upstream that took this long waited for the network, rather than finding data already buffered.
+CAUGHT_UP_SECONDS = 0.001
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
 DEMO_NOTE = (
@@ -80,8 +82,7 @@ class ChatService:
         self.settings = settings
         self.sockets: dict[str, SocketState] = {}
         self._streams: dict[int, Any] = {}
-        self.pacer = Pacer(socketio.start_background_task, socketio.sleep, settings["STREAM_WINDOW_MS"] / 1000,
-                           replies.stop_requested)
+        self.pacer = Pacer(socketio.start_background_task, socketio.sleep, replies.stop_requested)
         self.counters = {"replies_started": 0, "replies_finished": 0, "replies_failed": 0, "deltas_sent": 0}
 
     # ---- connections -------------------------------------------------------------------------------------
@@ -166,6 +167,7 @@ class ChatService:
         last = self.store.list_messages(state.owner_id, conversation_id, limit=1)
         if not last or last[0]["role"] != "assistant":
             raise ChatError("invalid_message", "There is no reply to regenerate yet.")
+        self.limiter.message(state.owner_id, state.ip)  # each regeneration is one more upstream request
         self._reserve(state, conversation_id)
         try:
             self.store.delete_message(state.owner_id, last[0]["id"])
@@ -327,17 +329,27 @@ class ChatService:
                                               "retry_in": round(wait, 1)}, to=room)
 
         box = ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
+        gather = box.window > 0 and not self.provider.demo
         try:
             stream = self.provider.stream(context, on_retry=on_retry)
             self._streams[reply_id] = stream
             self.pacer.watch(box, stream)
             last_checkpoint = time.monotonic()
-            for delta in stream:
+            deltas = iter(stream)
+            while True:
+                started = time.monotonic()
+                delta = next(deltas, None)
+                if delta is None:
+                    break
                 if delta.reasoning:
                     reasoning.append(delta.reasoning)
+                # A read that had to wait means we are caught up with the upstream: send what we have, then let the
+                # next window's chunks gather in the socket buffer so one wake-up reads them all.
                 if delta.text:
                     parts.append(delta.text)
-                    box.add(delta.text)
+                    caught_up = time.monotonic() - started >= CAUGHT_UP_SECONDS
+                    if box.add(delta.text, caught_up=caught_up) and gather:
+                        self.socketio.sleep(box.window)
                 if time.monotonic() - last_checkpoint >= checkpoint_every:
                     last_checkpoint = time.monotonic()
                     self.store.update_message(reply_id, content="".join(parts))
@@ -377,6 +389,9 @@ class ChatService:
             self.counters["replies_failed"] += 1
         self.replies.finish(reply_id, final)
         self.counters["replies_finished"] += 1
+        content = f" content={text!r}" if self.settings["LOG_CONTENT"] else ""
+        log.info("reply=%s conversation=%s finished status=%s finish=%s code=%s chars=%d%s", reply_id,
+                 reply["conversation_id"], status, finish, error.code if error else "-", len(text), content)
         self.socketio.emit("bot_message", final, to=room)
 
     def _switch(self, sid: str, state: SocketState, conversation_id: str) -> None:

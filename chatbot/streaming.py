@@ -1,9 +1,10 @@
 """Pacing a streaming reply: coalesced, gap-free `bot_delta` events, and one pacer task per process.
 
-The stream's own task sends the first piece at once and then at most one delta per window as text arrives. When the
-upstream pauses, text already received must not wait for the next chunk: the pacer flushes it once its window has
-passed, and it also applies stop requests made in other processes (a flag in the reply registry) to a stream that
-is waiting on a silent upstream.
+The stream's own task sends the first piece at once, then at most one delta per window, when its read of the upstream
+had to wait (it is caught up); between deltas it sleeps out the window so that the next chunks gather in the socket
+buffer and one wake-up reads them all. When the upstream pauses, text already received must not wait for the next
+chunk: the pacer flushes it, and it also applies stop requests made in other processes (a flag in the reply
+registry) to a stream that is waiting on a silent upstream.
 """
 
 from __future__ import annotations
@@ -15,34 +16,40 @@ from collections.abc import Callable
 
 log = logging.getLogger("chatbot.streaming")
 
-# How often the pacer looks for stop requests from other processes.
-STOP_CHECK_SECONDS = 0.1
+# How often the pacer flushes text left waiting by a silent upstream and looks for remote stop requests.
+PACER_INTERVAL = 0.1
 
 
 class ReplyOutbox:
     """One reply's coalescing buffer; `send(seq, text)` publishes a delta (log for resume, emit to the room)."""
 
-    def __init__(self, reply_id: int, send: Callable[[int, str], None], window: float):
+    def __init__(self, reply_id: int, send: Callable[[int, str], None], window: float,
+                 clock: Callable[[], float] = time.monotonic):
         """Start empty; deltas are numbered from 0."""
         self.reply_id = reply_id
         self.window = window
         self.seq = 0
         self.last_sent = 0.0
         self._send = send
+        self._clock = clock
         self._pending: list[str] = []
         self._lock = threading.Lock()
 
-    def add(self, text: str) -> None:
-        """Buffer text; send now if it is the first piece or the window has passed."""
+    def add(self, text: str, *, caught_up: bool = True) -> bool:
+        """Buffer text; send it if it is the first piece, or if the window has passed and the reader is caught up
+        (its last read had to wait for the network) or has been behind for two windows. True when sent."""
         with self._lock:
             self._pending.append(text)
-            if self.seq == 0 or time.monotonic() - self.last_sent >= self.window:
+            age = self._clock() - self.last_sent
+            if self.seq == 0 or (age >= self.window and caught_up) or age >= 2 * self.window:
                 self._flush_locked()
+                return True
+            return False
 
     def flush(self, *, only_if_due: bool = False) -> None:
         """Send what is buffered (when `only_if_due`, only if its window has passed)."""
         with self._lock:
-            if self._pending and (not only_if_due or time.monotonic() - self.last_sent >= self.window):
+            if self._pending and (not only_if_due or self._clock() - self.last_sent >= self.window):
                 self._flush_locked()
 
     def _flush_locked(self) -> None:
@@ -51,17 +58,18 @@ class ReplyOutbox:
         self._pending.clear()
         self._send(self.seq, text)
         self.seq += 1
-        self.last_sent = time.monotonic()
+        self.last_sent = self._clock()
 
 
 class Pacer:
     """A background task that runs while replies stream: flushes due text and applies remote stop requests."""
 
-    def __init__(self, start_task: Callable, sleep: Callable[[float], None], window: float,
-                 stop_requested: Callable[[int], bool]):
+    def __init__(self, start_task: Callable, sleep: Callable[[float], None], stop_requested: Callable[[int], bool]):
         """Use the async framework's `start_task`/`sleep`; `stop_requested(reply_id)` asks the registry."""
         self._start_task, self._sleep = start_task, sleep
-        self._interval = window if window > 0 else 0.05
+        # Text waits for the pacer only while the upstream is silent, so a coarser beat than the window is enough
+        # and keeps this task's wake-ups (and their CPU) low while many replies stream.
+        self._interval = PACER_INTERVAL
         self._stop_requested = stop_requested
         self._active: dict[int, tuple[ReplyOutbox, object]] = {}
         self._lock = threading.Lock()
@@ -83,7 +91,6 @@ class Pacer:
 
     def _run(self) -> None:
         """Loop while any reply streams; exit when none does (the next reply starts it again)."""
-        last_stop_check = 0.0
         while True:
             self._sleep(self._interval)
             with self._lock:
@@ -91,13 +98,10 @@ class Pacer:
                     self._running = False
                     return
                 active = list(self._active.values())
-            check_stops = time.monotonic() - last_stop_check >= STOP_CHECK_SECONDS
-            if check_stops:
-                last_stop_check = time.monotonic()
             for box, stream in active:
                 try:
                     box.flush(only_if_due=True)
-                    if check_stops and self._stop_requested(box.reply_id):
+                    if self._stop_requested(box.reply_id):
                         stream.close()
                 except Exception:  # one reply's trouble (e.g. Redis away) must not stop the pacing of the others
                     log.exception("reply=%s pacing failed", box.reply_id)

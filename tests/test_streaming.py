@@ -62,7 +62,7 @@ class FakeStream:
         self.closed.set()
 
 
-def threaded_pacer(window: float, stop_requested):
+def threaded_pacer(stop_requested):
     """A pacer on real threads."""
     def start(fn):
         thread = threading.Thread(target=fn, daemon=True)
@@ -71,14 +71,14 @@ def threaded_pacer(window: float, stop_requested):
 
     import time
 
-    return Pacer(start, time.sleep, window, stop_requested)
+    return Pacer(start, time.sleep, stop_requested)
 
 
 def test_pacer_flushes_text_left_waiting():
     box, sent = recording_outbox(window=0.01)
     flushed = threading.Event()
     box._send = lambda seq, text: (sent.append((seq, text)), flushed.set() if seq == 1 else None)
-    pacer = threaded_pacer(0.01, lambda reply_id: False)
+    pacer = threaded_pacer(lambda reply_id: False)
     box.add("first")
     box.add("waiting")  # inside the window: only the pacer can send it now
     pacer.watch(box, FakeStream())
@@ -91,7 +91,7 @@ def test_pacer_closes_stream_on_remote_stop_request():
     box, _ = recording_outbox(window=0.01)
     stream = FakeStream()
     stop = threading.Event()
-    pacer = threaded_pacer(0.01, lambda reply_id: stop.is_set() and reply_id == 7)
+    pacer = threaded_pacer(lambda reply_id: stop.is_set() and reply_id == 7)
     pacer.watch(box, stream)
     stop.set()
     assert stream.closed.wait(5)
@@ -109,7 +109,22 @@ def test_pacer_survives_a_failing_check():
             raise ConnectionError("redis went away")
         return True
 
-    pacer = threaded_pacer(0.01, flaky)
+    pacer = threaded_pacer(flaky)
     pacer.watch(box, stream)
     assert stream.closed.wait(5)
     pacer.forget(box.reply_id)
+
+
+def test_outbox_waits_for_the_reader_to_catch_up_within_two_windows():
+    now = [0.0]
+    sent: list[tuple[int, str]] = []
+    box = ReplyOutbox(7, lambda seq, text: sent.append((seq, text)), window=0.03, clock=lambda: now[0])
+    assert box.add("first") is True
+    now[0] = 0.04  # the window has passed, but the read found data already buffered: keep gathering
+    assert box.add("a", caught_up=False) is False
+    assert box.add("b", caught_up=True) is True  # a read had to wait: send what we have
+    now[0] = 0.05
+    assert box.add("c", caught_up=False) is False
+    now[0] = 0.11  # behind for two windows: send anyway
+    assert box.add("d", caught_up=False) is True
+    assert sent == [(0, "first"), (1, "ab"), (2, "cd")]

@@ -22,6 +22,8 @@ log = logging.getLogger("chatbot.chat")
 
 # A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
 STALE_REPLY_SECONDS = 120.0
+# Newest messages read to build a turn's context (HISTORY_CHAR_BUDGET then decides how many are sent).
+CONTEXT_MESSAGES = 200
 # A read of the upstream that took this long waited for the network, rather than finding data already buffered.
 CAUGHT_UP_SECONDS = 0.001
 
@@ -157,7 +159,6 @@ class ChatService:
         self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                  "message": self._wire_message(message)},
                            to=conversation_room(conversation_id), skip_sid=sid)
-        self._conversations_changed(state.owner_id)
         return {"ok": True, "message_id": message["id"], "reply_id": reply["id"], "conversation_id": conversation_id}
 
     def regenerate(self, sid: str, conversation_id: str | None) -> dict:
@@ -298,9 +299,12 @@ class ChatService:
 
     def _begin_reply(self, owner_id: str, conversation_id: str, *, announce_history: bool = False) -> dict:
         """Create the streaming reply row, announce it and start streaming it in a background task."""
-        history = self.store.list_messages(owner_id, conversation_id)
+        # The context needs only the newest turns; a regenerate re-sends the whole history to the tabs.
+        history = self.store.list_messages(owner_id, conversation_id,
+                                           limit=None if announce_history else CONTEXT_MESSAGES)
         context = build_context(self.settings["SYSTEM_PROMPT"], history, self.settings["HISTORY_CHAR_BUDGET"])
         reply, _ = self.store.add_message(owner_id, conversation_id, "assistant", "", status="streaming")
+        reply["owner_id"] = owner_id
         self.replies.begin(reply["id"], conversation_id, owner_id)
         room = conversation_room(conversation_id)
         if announce_history:
@@ -393,6 +397,8 @@ class ChatService:
         log.info("reply=%s conversation=%s finished status=%s finish=%s code=%s chars=%d%s", reply_id,
                  reply["conversation_id"], status, finish, error.code if error else "-", len(text), content)
         self.socketio.emit("bot_message", final, to=room)
+        # Off the turn's critical path: titles, message counts and order in every tab's sidebar.
+        self._conversations_changed(reply["owner_id"])
 
     def _switch(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Move a socket to another of its session's conversations (and make it the session's active one)."""

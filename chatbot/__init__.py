@@ -8,10 +8,14 @@ from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 __version__ = "0.1.0"
 
 socketio = SocketIO()
+
+# Socket.IO's and Engine.IO's own messages, in our format; below WARNING they would log every packet's content.
+_socket_log = logging.getLogger("chatbot.socketio")
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -19,6 +23,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import events  # noqa: F401  (registers the Socket.IO handlers)
     from .chat import STALE_REPLY_SECONDS, ChatService
     from .config import load_settings
+    from .guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .llm import make_provider
     from .ratelimit import RateLimiter
     from .replies import make_replies
@@ -55,7 +60,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       cors_allowed_origins=origin_checker(settings["ALLOWED_ORIGINS"]),
                       max_http_buffer_size=settings["MAX_FRAME_BYTES"],
                       ping_interval=settings["PING_INTERVAL"], ping_timeout=settings["PING_TIMEOUT"],
-                      manage_session=False)
+                      manage_session=False, logger=_socket_log, engineio_logger=_socket_log)
+    cap_websocket_frames(socketio.server.eio, settings["MAX_FRAME_BYTES"])
+    guard_packets(socketio.server, MAX_ATTACHMENTS)
+    app.wsgi_app = PollingBodyLimit(app.wsgi_app, settings["MAX_FRAME_BYTES"])
+    if settings["TRUST_PROXY"]:
+        # Outermost, so Socket.IO's origin check and every handler see the client's address and scheme as the
+        # one proxy in front reports them (its last X-Forwarded-For hop, not whatever the client put first).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     app.extensions["chatbot"] = ChatService(store=store, provider=provider, replies=replies, limiter=limiter,
                                             socketio=socketio, settings=settings)
     app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
@@ -68,6 +80,7 @@ def origin_checker(allowed: tuple[str, ...]):
     extra = set(allowed)
 
     def check(origin: str | None, environ: dict) -> bool:
+        """Called by python-engineio for a handshake that carries an Origin header."""
         if "*" in extra:
             return True
         host = environ.get("HTTP_HOST")
@@ -84,11 +97,16 @@ class _KeyValueFormatter(logging.Formatter):
         """Use ISO-like UTC timestamps."""
         super().__init__("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
 
+    def format(self, record: logging.LogRecord) -> str:
+        """Fold a traceback into its record's line, so one event is always one line."""
+        return super().format(record).replace("\n", "\\n")
+
 
 def configure_logging(level: str) -> None:
     """Send the app's logs to stderr, one structured line per event (set once per process)."""
     root = logging.getLogger("chatbot")
     root.setLevel(level.upper())
+    _socket_log.setLevel(max(logging.WARNING, root.level))
     if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(_KeyValueFormatter())

@@ -23,12 +23,22 @@ def service():
 
 
 def client_ip() -> str:
-    """The client's address (the proxy's X-Forwarded-For only when TRUST_PROXY is set)."""
-    if current_app.config["TRUST_PROXY"]:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+    """The client's address (with TRUST_PROXY, ProxyFix has put the proxy's X-Forwarded-For hop here)."""
     return request.remote_addr or "unknown"
+
+
+def sent_by_client() -> bool:
+    """Whether this `connect`/`disconnect` is an ordinary event a client emitted under that reserved name.
+
+    python-socketio hands such events to the same handlers; the real ones run while the socket is still
+    connecting or already leaving, when the manager does not count it as connected.
+    """
+    return socketio.server.manager.is_connected(request.sid, request.namespace)
+
+
+def logged_content(text: str) -> str:
+    """A ` content=...` log field when LOG_CONTENT is on, else nothing: message text stays out of the logs."""
+    return f" content={text!r}" if current_app.config["LOG_CONTENT"] else ""
 
 
 def edge(handler):
@@ -37,6 +47,8 @@ def edge(handler):
     @functools.wraps(handler)
     def wrapper(*args):
         try:
+            if len(args) > 1:
+                raise ChatError("invalid_message", "The event takes one JSON object, not several arguments.")
             return handler(*args)
         except ChatError as exc:
             error = exc
@@ -56,14 +68,21 @@ def edge(handler):
 @socketio.on("connect")
 def on_connect(auth=None):
     """Sent by every client on connect: attach it to the session its token (or cookie) proves, or a new one."""
+    if sent_by_client():
+        log.info("event=connect sid=%s refused: sent as an event", request.sid)
+        return
     chat, tokens = service(), current_app.extensions["chatbot_tokens"]
     try:
         chat.admit(client_ip())
     except ChatError as exc:
-        raise ConnectionRefusedError(exc.payload()) from None
+        log.info("event=connect sid=%s ip=%s refused code=%s", request.sid, client_ip(), exc.code)
+        # Two arguments: the client's connect_error gets {message: <sentence>, data: {code, message, retry_after}}
+        # (with one, python-socketio would send the dict's Python repr as the message).
+        raise ConnectionRefusedError(exc.message, exc.payload()) from None
     token = auth.get("token") if isinstance(auth, dict) else None
     owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
     owner_id = chat.connect(request.sid, owner_id, client_ip())
+    log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
                         "demo": chat.provider.demo, "model": chat.provider.model})
     chat.send_view(request.sid)
@@ -72,7 +91,11 @@ def on_connect(auth=None):
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
     """A client went away (closed tab, network loss, ping timeout); its replies still finish and are stored."""
+    if sent_by_client():
+        log.info("event=disconnect sid=%s refused: sent as an event", request.sid)
+        return
     service().disconnect(request.sid)
+    log.info("event=disconnect sid=%s reason=%s", request.sid, reason)
 
 
 @socketio.on("user_message")
@@ -85,8 +108,10 @@ def on_user_message(payload=None):
     if session_id is not None and session_id != chat.state(request.sid).owner_id:
         raise ChatError("session_not_found")
     text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
-    return chat.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"),
-                             protocol.client_id(data))
+    ack = chat.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"), protocol.client_id(data))
+    log.info("event=user_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
+             ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
+    return ack
 
 
 @socketio.on("stop")

@@ -489,3 +489,17 @@ def test_page_screenshots_light_dark_phone(live_server, fake_groq, open_chat):
         docs = Path(ROOT / "docs")
         docs.mkdir(exist_ok=True)
         shutil.copyfile(shots["light"], docs / "screenshot.png")
+
+
+def test_page_refused_connection_says_why(live_server, browser, open_chat):
+    server = live_server(RATE_LIMIT_CONNECTIONS="1/minute")
+    open_chat(server)  # uses this address's one connection for the minute
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#status")).to_have_attribute("data-state", "offline")
+        expect(page.locator("#status-text")).to_have_text("Can't connect")
+        expect(page.locator(".toast")).to_contain_text("Too many connections from your network.")
+    finally:
+        context.close()

@@ -248,9 +248,16 @@ function connect() {
       setDisconnected();
     }
   });
-  socket.on("connect_error", () => {
-    if (!socket.active) setStatus("offline", "Can't connect", "The server refused the connection: reload to retry");
-    else setDisconnected();
+  socket.on("connect_error", (err) => {
+    if (socket.active) {
+      setDisconnected();
+      return;
+    }
+    // Refused by the server (e.g. rate_limited, server full): say why, and try again when it says we may.
+    const refusal = (err && err.data) || {};
+    setStatus("offline", "Can't connect", refusal.message || "The server refused the connection: reload to retry");
+    if (refusal.code) showError(refusal);
+    if (refusal.retry_after > 0) setTimeout(() => socket.connect(), Math.ceil(refusal.retry_after * 1000));
   });
   socket.io.on("reconnect_attempt", (attempt) => setDisconnected(`Attempt ${attempt}`));
   window.addEventListener("offline", () => socket.connected || setDisconnected());

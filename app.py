@@ -50,14 +50,18 @@ def listener(host: str, port: int):
     return sock
 
 
-def serve(app, async_mode: str, host: str, port: int, max_connections: int) -> None:
-    """Serve with the async mode's own WSGI server (what socketio.run() does, plus TCP_NODELAY and max_size)."""
-    if async_mode == "eventlet":
+def serve(app, settings) -> None:
+    """Serve with the async mode's own WSGI server (what socketio.run() does, plus TCP_NODELAY and limits)."""
+    host, port = settings["HOST"], settings["PORT"]
+    if settings["ASYNC_MODE"] == "eventlet":
         import eventlet.wsgi
 
-        # eventlet's server otherwise caps simultaneous connections at 1,024; leave room for plain HTTP.
-        eventlet.wsgi.server(listener(host, port), app, log_output=False, max_size=max_connections + 64)
-    elif async_mode == "gevent":
+        # max_size: eventlet otherwise caps simultaneous connections at 1,024 (leave room for plain HTTP).
+        # socket_timeout: a connection silent for longer than a ping round (which every live client answers) is
+        # dead or a slowloris, and must not hold one of those slots.
+        eventlet.wsgi.server(listener(host, port), app, log_output=False, max_size=settings["MAX_CONNECTIONS"] + 64,
+                             socket_timeout=settings["PING_INTERVAL"] + 2 * settings["PING_TIMEOUT"])
+    elif settings["ASYNC_MODE"] == "gevent":
         from gevent import pywsgi
 
         pywsgi.WSGIServer(listener(host, port), app, log=None).serve_forever()
@@ -84,7 +88,7 @@ def main() -> int:
     mode = "demo (no GROQ_API_KEY set)" if chat.provider.demo else f"Groq model {chat.provider.model}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)
-    serve(app, settings["ASYNC_MODE"], settings["HOST"], settings["PORT"], settings["MAX_CONNECTIONS"])
+    serve(app, settings)
     return 0
 
 

@@ -855,3 +855,12 @@ def test_logs_shared_server_log_stayed_structured(main):
         line for line in lines if not LOG_LINE.match(line)][:5]
     assert "Traceback" not in "\n".join(lines)
 
+
+
+def test_hardening_half_sent_request_is_dropped_after_a_ping_round(live_server):
+    """A slowloris connection (headers never finished) must not hold one of eventlet's connection slots for good."""
+    server = live_server("eventlet", PING_INTERVAL="1", PING_TIMEOUT="1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        assert raw.recv(1024) == b""  # the server closed it (a recv timeout would raise instead)
+    assert requests.get(server.url + "/healthz", timeout=5).ok

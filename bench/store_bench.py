@@ -94,8 +94,11 @@ def bench_backend(name: str, url: str, args) -> list[list[str]]:
             row(f"`history` payload: list + _wire_message + json.dumps ({size / 1024:,.0f} KiB)",
                 timed(lambda: history_payload(store, owner_id, conversation_id, wire), args.runs))
         if build_context is not None:
-            row("turn context: list_messages (all) + build_context (24,000-char budget)",
-                timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id), 24000),
+            from chatbot.chat import CONTEXT_MESSAGES
+
+            row(f"turn context: list_messages(limit={CONTEXT_MESSAGES}) + build_context (24,000-char budget)",
+                timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id,
+                                                                          limit=CONTEXT_MESSAGES), 24000),
                       args.runs))
         reply, _ = store.add_message(owner_id, conversation_id, "assistant", "", status="streaming")
         sizes = [1024 + (8192 - 1024) * i // max(args.checkpoints - 1, 1) for i in range(args.checkpoints)]

@@ -87,6 +87,10 @@ class ChatService:
         self.pacer = Pacer(socketio.start_background_task, socketio.sleep, replies.stop_requested)
         self.counters = {"replies_started": 0, "replies_finished": 0, "replies_failed": 0, "deltas_sent": 0}
 
+    def replies_in_flight(self) -> int:
+        """How many replies this process is streaming now."""
+        return len(self._streams)
+
     # ---- connections -------------------------------------------------------------------------------------
 
     def admit(self, ip: str) -> None:

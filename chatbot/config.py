@@ -42,31 +42,19 @@ def _bool(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    """Build a parser for an integer within [low, high]."""
+def _number(kind: type, low: float, high: float, *, optional: bool = False) -> Callable[[str], Any]:
+    """Build a parser for an int or float within [low, high]; with `optional`, empty means unset (None)."""
+    noun = "an integer" if kind is int else "a number"
 
-    def parse(value: str) -> int:
+    def parse(value: str):
+        if optional and not str(value).strip():
+            return None
         try:
-            number = int(str(value).strip())
+            number = kind(str(value).strip())
         except ValueError:
             number = None
         if number is None or not low <= number <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return number
-
-    return parse
-
-
-def _float_range(low: float, high: float) -> Callable[[str], float]:
-    """Build a parser for a number within [low, high]."""
-
-    def parse(value: str) -> float:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            number = None
-        if number is None or not low <= number <= high:
-            raise ValueError(f"expected a number from {low} to {high}")
+            raise ValueError(f"expected {noun} from {low} to {high}")
         return number
 
     return parse
@@ -118,33 +106,33 @@ SETTINGS: dict[str, Setting] = {
     "GROQ_API_KEY": Setting(_optional, None, secret=True),
     "GROQ_MODEL": Setting(_text, DEFAULT_MODEL),
     "GROQ_BASE_URL": Setting(_optional, None),
-    "GROQ_TIMEOUT": Setting(_float_range(1, 600), 60.0),
-    "GROQ_MAX_RETRY_WAIT": Setting(_float_range(0, 120), 20.0),
-    "GROQ_TEMPERATURE": Setting(lambda v: None if not v.strip() else _float_range(0, 2)(v), None),
-    "GROQ_MAX_TOKENS": Setting(lambda v: None if not v.strip() else _int_range(1, 131072)(v), None),
+    "GROQ_TIMEOUT": Setting(_number(float, 1, 600), 60.0),
+    "GROQ_MAX_RETRY_WAIT": Setting(_number(float, 0, 120), 20.0),
+    "GROQ_TEMPERATURE": Setting(_number(float, 0, 2, optional=True), None),
+    "GROQ_MAX_TOKENS": Setting(_number(int, 1, 131072, optional=True), None),
     "SYSTEM_PROMPT": Setting(_text, DEFAULT_SYSTEM_PROMPT),
-    "DEMO_TOKEN_DELAY": Setting(_float_range(0, 5), 0.02),
+    "DEMO_TOKEN_DELAY": Setting(_number(float, 0, 5), 0.02),
     "DATABASE_URL": Setting(_optional, None),
     "REDIS_URL": Setting(_optional, None),
     "REDIS_PREFIX": Setting(_text, "chatbotws"),
     "HOST": Setting(_text, "127.0.0.1"),
-    "PORT": Setting(_int_range(1, 65535), 5000),
+    "PORT": Setting(_number(int, 1, 65535), 5000),
     "ALLOWED_ORIGINS": Setting(_origins, ()),
     "ASYNC_MODE": Setting(_choice("eventlet", "gevent", "threading"), "eventlet"),
-    "MAX_CONNECTIONS": Setting(_int_range(1, 100000), 1000),
-    "MAX_MESSAGE_CHARS": Setting(_int_range(1, 100000), 4000),
-    "MAX_FRAME_BYTES": Setting(_int_range(1024, 1000000), 65536),
-    "HISTORY_CHAR_BUDGET": Setting(_int_range(100, 10_000_000), 24000),
+    "MAX_CONNECTIONS": Setting(_number(int, 1, 100000), 1000),
+    "MAX_MESSAGE_CHARS": Setting(_number(int, 1, 100000), 4000),
+    "MAX_FRAME_BYTES": Setting(_number(int, 1024, 1000000), 65536),
+    "HISTORY_CHAR_BUDGET": Setting(_number(int, 100, 10_000_000), 24000),
     "RATE_LIMIT_MESSAGES": Setting(_rate, "20/minute;300/hour"),
     "RATE_LIMIT_MESSAGES_PER_IP": Setting(_rate, "60/minute;1000/hour"),
     "RATE_LIMIT_CONNECTIONS": Setting(_rate, "60/minute"),
-    "MAX_CONCURRENT_REPLIES": Setting(_int_range(1, 100), 3),
-    "SESSION_TTL_DAYS": Setting(_float_range(0.0001, 3650), 30.0),
-    "CLEANUP_INTERVAL": Setting(_float_range(1, 86400), 3600.0),
-    "STREAM_WINDOW_MS": Setting(_int_range(0, 1000), 30),
-    "CHECKPOINT_SECONDS": Setting(_float_range(0.05, 60), 1.0),
-    "PING_INTERVAL": Setting(_float_range(1, 300), 25.0),
-    "PING_TIMEOUT": Setting(_float_range(1, 300), 20.0),
+    "MAX_CONCURRENT_REPLIES": Setting(_number(int, 1, 100), 3),
+    "SESSION_TTL_DAYS": Setting(_number(float, 0.0001, 3650), 30.0),
+    "CLEANUP_INTERVAL": Setting(_number(float, 1, 86400), 3600.0),
+    "STREAM_WINDOW_MS": Setting(_number(int, 0, 1000), 30),
+    "CHECKPOINT_SECONDS": Setting(_number(float, 0.05, 60), 1.0),
+    "PING_INTERVAL": Setting(_number(float, 1, 300), 25.0),
+    "PING_TIMEOUT": Setting(_number(float, 1, 300), 20.0),
     "TRUST_PROXY": Setting(_bool, False),
     "LOG_LEVEL": Setting(_choice("debug", "info", "warning", "error"), "info"),
     "LOG_CONTENT": Setting(_bool, False),

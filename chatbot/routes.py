@@ -69,20 +69,17 @@ def healthz():
 def readyz():
     """Readiness: the database (and Redis, when configured) answer."""
     chat = current_app.extensions["chatbot"]
-    checks = {}
-    try:
-        chat.store.ping()
-        checks["database"] = "ok"
-    except Exception:
-        log.exception("readiness: database check failed")
-        checks["database"] = "failed"
+    probes = {"database": chat.store.ping}
     if hasattr(chat.replies, "ping"):
+        probes["redis"] = chat.replies.ping
+    checks = {}
+    for name, probe in probes.items():
         try:
-            chat.replies.ping()
-            checks["redis"] = "ok"
+            probe()
+            checks[name] = "ok"
         except Exception:
-            log.exception("readiness: redis check failed")
-            checks["redis"] = "failed"
+            log.exception("readiness: %s check failed", name)
+            checks[name] = "failed"
     ready = all(value == "ok" for value in checks.values())
     return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
 
@@ -95,7 +92,7 @@ def metrics():
         "# TYPE chatbot_connected_sockets gauge",
         f"chatbot_connected_sockets {len(chat.sockets)}",
         "# TYPE chatbot_replies_in_flight gauge",
-        f"chatbot_replies_in_flight {len(chat._streams)}",
+        f"chatbot_replies_in_flight {chat.replies_in_flight()}",
     ]
     for name, value in chat.counters.items():
         lines += [f"# TYPE chatbot_{name}_total counter", f"chatbot_{name}_total {value}"]

@@ -148,9 +148,10 @@ class ChatService:
             existing = self.store.find_client_message(state.owner_id, conversation_id, client_id)
             if existing is not None:
                 return self._ack(existing, conversation_id)
-        self.limiter.message(state.owner_id, state.ip)
         self._reserve(state, conversation_id)
         try:
+            # Counted only once the conversation is free: a message refused as busy costs no budget.
+            self.limiter.message(state.owner_id, state.ip)
             message, created = self.store.add_message(state.owner_id, conversation_id, "user", text,
                                                       client_id=client_id)
             if not created:
@@ -172,9 +173,9 @@ class ChatService:
         last = self.store.list_messages(state.owner_id, conversation_id, limit=1)
         if not last or last[0]["role"] != "assistant":
             raise ChatError("invalid_message", "There is no reply to regenerate yet.")
-        self.limiter.message(state.owner_id, state.ip)  # each regeneration is one more upstream request
         self._reserve(state, conversation_id)
         try:
+            self.limiter.message(state.owner_id, state.ip)  # each regeneration is one more upstream request
             self.store.delete_message(state.owner_id, last[0]["id"])
             reply = self._begin_reply(state.owner_id, conversation_id, announce_history=True)
         except Exception:

@@ -467,3 +467,22 @@ def test_rate_limited_messages_never_reach_groq(make_app, received, fake_groq):
     owner = events.of("session_id")[0]["session_id"]
     assert "one too many" not in [m["content"] for m in stored(app, owner, conversation_id)]
     client.disconnect()
+
+
+def test_busy_refusal_costs_no_rate_limit_budget(make_app, received, fake_groq):
+    from chatbot import socketio
+
+    app = make_app(RATE_LIMIT_MESSAGES="2/minute")
+    client = socketio.test_client(app)
+    events = received(client)
+    events.wait("session_id")
+    fake_groq.script(tokens=10, hold_after=2)
+    first = client.emit("user_message", {"message": "one"}, callback=True)
+    fake_groq.wait_streamed(2)
+    for _ in range(3):
+        assert client.emit("user_message", {"message": "again"}, callback=True)["error"]["code"] == "busy"
+    fake_groq.release()
+    events.wait("bot_message", lambda d: d.get("reply_id") == first["reply_id"])
+    second = client.emit("user_message", {"message": "two"}, callback=True)
+    assert second["ok"] is True  # the busy refusals did not use up the 2 per minute
+    client.disconnect()

@@ -232,6 +232,7 @@ class ChatService:
     def new_conversation(self, sid: str) -> dict:
         """Create a conversation and show it in this socket."""
         state = self.state(sid)
+        self.limiter.action(state.owner_id)
         conversation = self.store.create_conversation(state.owner_id)
         self._switch(sid, state, conversation["id"])
         self.send_view(sid)
@@ -249,6 +250,7 @@ class ChatService:
     def rename_conversation(self, sid: str, conversation_id: str, title: str) -> dict:
         """Rename one of the session's conversations."""
         state = self.state(sid)
+        self.limiter.action(state.owner_id)
         conversation = self.store.rename_conversation(state.owner_id, conversation_id, title)
         self._conversations_changed(state.owner_id)
         return {"ok": True, "conversation": conversation}
@@ -256,6 +258,7 @@ class ChatService:
     def delete_conversation(self, sid: str, conversation_id: str) -> dict:
         """Delete one of the session's conversations (stopping its reply); sockets showing it move on."""
         state = self.state(sid)
+        self.limiter.action(state.owner_id)
         self.store.get_conversation(state.owner_id, conversation_id)
         active = self.replies.active(conversation_id)
         if active is not None:

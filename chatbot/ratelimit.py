@@ -10,10 +10,10 @@ from .protocol import ChatError
 
 
 class RateLimiter:
-    """Counts messages per session and per client IP, and connections per IP."""
+    """Counts messages per session and per client IP, conversation changes per session, and connections per IP."""
 
     def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str,
-                 prefix: str = "chatbotws"):
+                 actions: str = "60/minute", prefix: str = "chatbotws"):
         """Use Redis storage when `redis_url` is set, else process memory."""
         backend = (storage.storage_from_string(redis_url, key_prefix=f"{prefix}-limits") if redis_url
                    else storage.MemoryStorage())
@@ -21,12 +21,18 @@ class RateLimiter:
         self._messages = parse_many(messages)
         self._messages_per_ip = parse_many(messages_per_ip)
         self._connections = parse_many(connections)
+        self._actions = parse_many(actions)
 
     def message(self, owner_id: str, ip: str) -> None:
         """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
         self._hit([(limit, ("owner", owner_id)) for limit in self._messages]
                   + [(limit, ("ip", ip)) for limit in self._messages_per_ip],
                   "You are sending messages too quickly.")
+
+    def action(self, owner_id: str) -> None:
+        """Count one conversation change (new, rename, delete); raise `rate_limited` when a limit is reached."""
+        self._hit([(limit, ("action", owner_id)) for limit in self._actions],
+                  "You are changing conversations too quickly.")
 
     def connection(self, ip: str) -> None:
         """Count one connection from `ip`; raise `rate_limited` when too many arrive."""

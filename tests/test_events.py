@@ -486,3 +486,18 @@ def test_busy_refusal_costs_no_rate_limit_budget(make_app, received, fake_groq):
     second = client.emit("user_message", {"message": "two"}, callback=True)
     assert second["ok"] is True  # the busy refusals did not use up the 2 per minute
     client.disconnect()
+
+
+def test_conversation_changes_are_rate_limited(make_app, received):
+    from chatbot import socketio
+
+    app = make_app(RATE_LIMIT_ACTIONS="3/minute")
+    client = socketio.test_client(app)
+    received(client).wait("session_id")
+    for _ in range(3):
+        assert client.emit("new_conversation", {}, callback=True)["ok"] is True
+    refused = client.emit("new_conversation", {}, callback=True)
+    assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
+    owner = app.extensions["chatbot"].sockets[next(iter(app.extensions["chatbot"].sockets))].owner_id
+    assert len(app.extensions["chatbot"].store.list_conversations(owner)) == 4  # the first + 3 new
+    client.disconnect()

@@ -400,13 +400,16 @@ class ChatService:
             self.socketio.emit("error", error.payload(reply_id=reply_id), to=room)
             self.counters["replies_failed"] += 1
         self.replies.finish(reply_id, final)
-        self.counters["replies_finished"] += 1
         content = f" content={text!r}" if self.settings["LOG_CONTENT"] else ""
         log.info("reply=%s conversation=%s finished status=%s finish=%s code=%s chars=%d%s", reply_id,
                  reply["conversation_id"], status, finish, error.code if error else "-", len(text), content)
         self.socketio.emit("bot_message", final, to=room)
-        # Off the turn's critical path: titles, message counts and order in every tab's sidebar.
-        self._conversations_changed(reply["owner_id"])
+        try:
+            # Off the turn's critical path: titles, message counts and order in every tab's sidebar.
+            self._conversations_changed(reply["owner_id"])
+        except Exception:
+            log.exception("reply=%s could not refresh the conversation list", reply_id)
+        self.counters["replies_finished"] += 1
 
     def _switch(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Move a socket to another of its session's conversations (and make it the session's active one)."""

@@ -1,0 +1,161 @@
+"""The database schema: tables, the versioned migrations, URL rules and SQLite connection settings (no Flask)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+
+TITLE_MAX = 200
+CLIENT_ID_MAX = 100
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp stored in UTC and read back timezone-aware, also on SQLite (which drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Convert to UTC; SQLite gets a naive UTC value so stored strings compare in time order."""
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """Attach UTC to naive SQLite values and normalise Postgres values from the session zone."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
+    # No foreign key: the tables would reference each other; reads join to check it still exists.
+    sa.Column("active_conversation_id", sa.String(32), nullable=True),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("title", sa.String(TITLE_MAX), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Serves both "this owner's conversations" and the newest-first listing.
+    sa.Index("ix_conversations_owner_updated", "owner_id", "updated_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id",
+        sa.String(32),
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("reasoning", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Lets interrupt_streaming tell a dead reply from one another process is still writing.
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("client_id", sa.String(CLIENT_ID_MAX), nullable=True),
+    sa.Column("usage", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("finish_reason", sa.String(32), nullable=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    # One index answers "messages of a conversation in order", including "the newest n".
+    sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
+    # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
+    sa.UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
+    # Ids are reply ids on the wire (resume, stop): SQLite must never hand a deleted id out again.
+    sqlite_autoincrement=True,
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    sa.MetaData(),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+# The keys of a message dict, in the order of its columns.
+MESSAGE_FIELDS = (
+    "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
+    "finish_reason", "error_code",
+)  # fmt: skip
+
+Migration = Callable[[Connection], None]
+
+
+def _create_tables_v1(conn: Connection) -> None:
+    """Migration step 1: the owners, conversations and messages tables."""
+    # The tables above are the v1 shape. A later step that changes one must freeze a copy of v1 for this step.
+    metadata.create_all(conn, tables=[owners, conversations, messages])
+
+
+MIGRATIONS: tuple[Migration, ...] = (_create_tables_v1,)
+
+
+def normalize_url(url: str) -> str:
+    """Validate a database URL and pin Postgres to the psycopg 3 driver; ValueError when unusable."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as err:
+        raise ValueError("DATABASE_URL is not a valid database URL") from err
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:") or parsed.database.startswith("file:"):
+            raise ValueError("DATABASE_URL must name a SQLite file, e.g. sqlite:///instance/chatbot.db")
+    elif backend != "postgresql":
+        raise ValueError("DATABASE_URL must be a sqlite:/// or postgresql:// URL")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Configure every new SQLite connection and turn off sqlite3's own implicit BEGIN."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # busy_timeout first, so switching the journal mode waits for a concurrent opener instead of failing.
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL is a property of the file: only its first opener switches. The switch needs an exclusive lock and SQLite
+    # may refuse it at once (no busy handler) while another connection creates the same new file, so retry briefly.
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        for attempt in range(100):
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05)
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    """Start SQLite transactions ourselves: sqlite3 would skip BEGIN before SELECT and DDL."""
+    # A writer takes the write lock up front: a deferred transaction that reads and then writes fails at once
+    # with SQLITE_BUSY when another writer got in between, while BEGIN IMMEDIATE waits for busy_timeout.
+    write = conn.get_execution_options().get("chatbot_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

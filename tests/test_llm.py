@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.demo import DemoProvider, demo_reply
 from chatbot.llm import (
     DEFAULT_MODEL,
     USER_MESSAGES,
     Delta,
-    DemoProvider,
     GroqProvider,
     UpstreamError,
-    demo_reply,
     error_from_event,
     error_from_status,
     make_provider,

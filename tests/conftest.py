@@ -146,6 +146,18 @@ def received():
     return Received
 
 
+def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
+    """Poll a condition in another process (a row, a metric) until it holds, within `timeout`; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as probe:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
 from chatbot.store import Store
+from tests.conftest import wait_until
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
-
-
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def test_kill_9_mid_stream_keeps_user_message_and_partial_reply(live_server, fake_groq, tmp_path):

@@ -28,7 +28,7 @@ from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
 from chatbot.sessions import COOKIE_NAME, SessionTokens
 from chatbot.store import Store
-from tests.conftest import SECRET, LiveServer, free_port
+from tests.conftest import SECRET, LiveServer, free_port, wait_until
 from tests.fake_groq import FakeGroq
 from tests.live_client import LiveClient
 
@@ -152,18 +152,6 @@ def send_until_cut(ws: websocket.WebSocket, frame: str) -> None:
         ws.send(frame)
     except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError):
         pass
-
-
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    """Poll a condition in another process (a metric, a row) until it holds, within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.02)
 
 
 def metric(url: str, name: str) -> float:

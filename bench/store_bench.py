@@ -50,7 +50,7 @@ def history_payload(store: Store, owner_id: str, conversation_id: str, wire: Cal
 def service_helpers() -> tuple[Callable[[dict], dict] | None, Callable | None]:
     """The chat service's `_wire_message` and `build_context`, if this version of the code has them."""
     try:
-        from chatbot import chat
+        from chatbot.turns import service as chat
     except ImportError:
         return None, None
     service = getattr(chat, "ChatService", None)
@@ -94,7 +94,7 @@ def bench_backend(name: str, url: str, args) -> list[list[str]]:
             row(f"`history` payload: list + _wire_message + json.dumps ({size / 1024:,.0f} KiB)",
                 timed(lambda: history_payload(store, owner_id, conversation_id, wire), args.runs))
         if build_context is not None:
-            from chatbot.chat import CONTEXT_MESSAGES
+            from chatbot.turns.service import CONTEXT_MESSAGES
 
             row(f"turn context: list_messages(limit={CONTEXT_MESSAGES}) + build_context (24,000-char budget)",
                 timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id,

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 __version__ = "0.1.0"
 
-socketio = SocketIO()
+from .extensions import socketio
+
+__all__ = ["create_app", "socketio"]
 
 # Socket.IO's and Engine.IO's own messages, in our format; below WARNING they would log every packet's content.
 _socket_log = logging.getLogger("chatbot.socketio")
@@ -20,16 +21,16 @@ _socket_log = logging.getLogger("chatbot.socketio")
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
-    from . import events  # noqa: F401  (registers the Socket.IO handlers)
-    from .chat import STALE_REPLY_SECONDS, ChatService
     from .config import load_settings
-    from .guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
-    from .llm import make_provider
+    from .providers import make_provider
     from .ratelimit import RateLimiter
-    from .replies import make_replies
-    from .routes import bp
-    from .sessions import SessionTokens
     from .store import Store
+    from .turns.registry import make_replies
+    from .turns.service import STALE_REPLY_SECONDS, ChatService
+    from .web import events  # noqa: F401  (registers the Socket.IO handlers)
+    from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
+    from .web.routes import bp
+    from .web.sessions import SessionTokens
 
     app = Flask(__name__, instance_relative_config=True, root_path=None,
                 template_folder="../templates", static_folder="../static")

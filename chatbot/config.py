@@ -11,7 +11,7 @@ from typing import Any
 
 from dotenv import load_dotenv
 
-from .llm import DEFAULT_MODEL
+from .providers.groq import DEFAULT_MODEL
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ChatbotWS, a friendly and concise assistant. Answer in Markdown; use fenced code blocks for code."

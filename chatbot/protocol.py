@@ -1,4 +1,4 @@
-"""The wire protocol's edge: error codes with their user-facing sentences, and payload validation."""
+"""The wire protocol: error codes with their one set of user-facing sentences, payload validation, payload builders."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ MESSAGES = {
     "model_unavailable": "The configured AI model is not available. The operator has been told.",
     "internal": "Something went wrong on our side.",
 }
+# The one sentence for an upstream that refused the conversation itself (HTTP 400): code invalid_message.
+UPSTREAM_REJECTED = "The AI service could not accept this conversation. Try a shorter or different message."
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")

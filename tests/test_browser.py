@@ -399,8 +399,8 @@ def test_page_errors_are_shown_kindly(live_server, fake_groq, open_chat):
 
 
 def test_page_renders_a_thousand_message_history_in_one_batch(live_server, open_chat, database_url):
-    from chatbot.sessions import COOKIE_NAME, SessionTokens
     from chatbot.store import Store
+    from chatbot.web.sessions import COOKIE_NAME, SessionTokens
 
     server = live_server(start=False)
     store = Store(database_url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.chat import build_context
+from chatbot.turns.service import build_context
 
 
 def connect(socket_client, received, auth=None):
@@ -252,7 +252,7 @@ def test_bad_token_starts_a_new_session(socket_client, received, token):
 
 
 def test_token_signed_with_another_key_is_refused(socket_client, received):
-    from chatbot.sessions import SessionTokens
+    from chatbot.web.sessions import SessionTokens
 
     _, _, session = connect(socket_client, received)
     foreign = SessionTokens("another-secret-key-0123456789", 3600).issue(session["session_id"])

@@ -26,8 +26,8 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
-from chatbot.sessions import COOKIE_NAME, SessionTokens
 from chatbot.store import Store
+from chatbot.web.sessions import COOKIE_NAME, SessionTokens
 from tests.conftest import SECRET, LiveServer, free_port, wait_until
 from tests.fake_groq import FakeGroq
 from tests.live_client import LiveClient

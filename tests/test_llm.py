@@ -1,4 +1,4 @@
-"""Tests for chatbot.llm against the fake Groq server, through the real groq SDK."""
+"""Tests for chatbot.providers.groq against the fake Groq server, through the real groq SDK."""
 
 import json
 import os
@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.demo import DemoProvider, demo_reply
-from chatbot.llm import (
-    DEFAULT_MODEL,
-    USER_MESSAGES,
+from chatbot.protocol import MESSAGES as USER_MESSAGES
+from chatbot.protocol import UPSTREAM_REJECTED
+from chatbot.providers import make_provider
+from chatbot.providers.base import (
     Delta,
-    GroqProvider,
     UpstreamError,
     error_from_event,
     error_from_status,
-    make_provider,
     parse_retry_after,
 )
+from chatbot.providers.demo import DemoProvider, demo_reply
+from chatbot.providers.groq import DEFAULT_MODEL, GroqProvider
 from tests.fake_groq import DEFAULT_TEXT  # the fake_groq fixture comes from conftest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,8 @@ def test_groq_provider_does_not_retry_client_errors(fake_groq, script, code, hin
     deltas, error = collect(provider_for(fake_groq).stream(MESSAGES, on_retry=lambda *a: retries.append(a)))
     assert deltas == []
     assert error.code == code
-    assert error.user_message == USER_MESSAGES[code] == str(error)
+    expected = UPSTREAM_REJECTED if code == "invalid_message" else USER_MESSAGES[code]
+    assert error.user_message == expected == str(error)
     assert hint in error.detail
     assert len(fake_groq.requests) == 1
     assert retries == []
@@ -467,7 +468,7 @@ GREEN_SCRIPT = textwrap.dedent(
         from gevent import monkey
         monkey.patch_all()
     import json, os, threading
-    from chatbot.llm import GroqProvider
+    from chatbot.providers.groq import GroqProvider
 
     provider = GroqProvider(os.environ["FAKE_KEY"], "m", base_url=os.environ["FAKE_URL"])
     messages = [{"role": "user", "content": "hi"}]

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from chatbot.replies import MemoryReplies, RedisReplies
+from chatbot.turns.registry import MemoryReplies, RedisReplies
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.routes import to_markdown
-from chatbot.sessions import COOKIE_NAME
+from chatbot.web.routes import to_markdown
+from chatbot.web.sessions import COOKIE_NAME
 
 
 @pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/metrics", "/static/css/base.css"])

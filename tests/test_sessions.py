@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from chatbot.sessions import SessionTokens
+from chatbot.web.sessions import SessionTokens
 
 OWNER = "0123456789abcdef0123456789abcdef"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from chatbot.streaming import Pacer, ReplyOutbox
+from chatbot.turns.outbox import Pacer, ReplyOutbox
 
 
 def recording_outbox(window: float):

@@ -1,131 +1,28 @@
-"""Reply providers: the Groq chat-completions client and the offline demo, both streaming `Delta`s.
-
-Framework-free (no Flask). Its only blocking calls are sockets, `threading` and sleeps, so it works unchanged
-under eventlet or gevent monkey-patching as well as with plain threads.
-"""
+"""The Groq provider: chat completions streamed through the official groq SDK, read as raw SSE lines."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import groq
 import httpx
 
-if TYPE_CHECKING:
-    from .demo import DemoProvider
+from .base import (
+    Delta,
+    ReplyStream,
+    RetryCallback,
+    UpstreamError,
+    error_from_event,
+    error_from_status,
+    upstream_error,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "openai/gpt-oss-120b"  # llama-3.3-70b-versatile was decommissioned 2026-08-16
-
-USER_MESSAGES = {
-    "upstream_unavailable": "The AI service is unavailable right now. Please try again in a moment.",
-    "upstream_rate_limited": "The AI service is busy right now. Please try again shortly.",
-    "upstream_auth": "The AI service rejected the server's API key. The operator needs to check GROQ_API_KEY.",
-    "model_unavailable": "The configured AI model is not available.",
-    "invalid_message": "The AI service could not accept this conversation. Try a shorter or different message.",
-}
-_MODEL_CODES = {"model_not_found", "model_decommissioned"}
-_RETRYABLE_STATUSES = {408, 409, 498}  # 498: Groq's "flex tier capacity exceeded"
-
-RetryCallback = Callable[[float, str], None]
-
-
-class UpstreamError(Exception):
-    """An upstream failure mapped to a protocol error code.
-
-    `user_message` (also str(error)) is safe to show; `detail` is for the log and never holds the API key.
-    """
-
-    def __init__(self, code: str, user_message: str, *, detail: str = "", retry_after: float | None = None):
-        """Keep only the user message in args, so str() and repr() never carry the log detail."""
-        super().__init__(user_message)
-        self.code = code
-        self.user_message = user_message
-        self.detail = detail
-        self.retry_after = retry_after
-        self.retryable = False  # set by the mapping; only ever acted on before the first delta
-
-
-@dataclass(slots=True)
-class Delta:
-    """One piece of a reply: answer text and, from reasoning models, thinking kept apart."""
-
-    text: str = ""
-    reasoning: str = ""
-
-
-class ReplyStream:
-    """Iterable of Delta for one reply; close() aborts the upstream HTTP request at once (used by stop).
-
-    Iterate once. Iteration raises UpstreamError on any failure, also mid-stream. After close() iteration ends
-    quietly and `finish_reason` is "stopped" (unless the upstream had already finished the reply).
-    """
-
-    def __init__(self) -> None:
-        """Start unfinished, with no usage yet."""
-        self.finish_reason: str | None = None
-        self.usage: dict | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._closed = False
-        self._started = False
-
-    def __iter__(self) -> Iterator[Delta]:
-        """Start the reply; a ReplyStream is single-use."""
-        if self._started:
-            raise RuntimeError("a ReplyStream can only be iterated once")
-        self._started = True
-        return self._run()
-
-    def _run(self) -> Iterator[Delta]:
-        """Relay deltas until the end or close(); errors caused by close() are not errors."""
-        try:
-            for delta in self._deltas():
-                if self._closed:
-                    return
-                yield delta
-        except Exception:
-            if self._closed:
-                return
-            raise
-
-    def _deltas(self) -> Iterator[Delta]:
-        """Produce the reply's deltas (implemented by each provider's stream)."""
-        raise NotImplementedError
-
-    @property
-    def closed(self) -> bool:
-        """Whether close() has been called."""
-        return self._closed
-
-    def close(self) -> None:
-        """Stop the reply now; idempotent and safe from another thread or greenlet while iterating."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self.finish_reason is None:
-                self.finish_reason = "stopped"
-            self._abort()
-        self._stop.set()
-
-    def _abort(self) -> None:
-        """Release upstream resources at close(); called with the lock held."""
-
-    def _finish(self, reason: str) -> None:
-        """Record the upstream's finish reason unless close() came first."""
-        with self._lock:
-            if not self._closed:
-                self.finish_reason = reason
 
 
 class GroqProvider:
@@ -198,19 +95,19 @@ class GroqProvider:
         if isinstance(exc, groq.APIStatusError):
             error = error_from_status(exc.status_code, exc.body, exc.response.headers)
         elif isinstance(exc, groq.APITimeoutError | httpx.TimeoutException):
-            error = _error("upstream_unavailable", f"timed out ({type(exc).__name__})", retryable=True)
+            error = upstream_error("upstream_unavailable", f"timed out ({type(exc).__name__})", retryable=True)
         elif isinstance(exc, groq.APIConnectionError):
             cause = exc.__cause__ or exc
-            error = _error(
+            error = upstream_error(
                 "upstream_unavailable", f"connection failed ({type(cause).__name__}: {cause})", retryable=True
             )
         elif isinstance(exc, httpx.HTTPError | OSError):
             detail = f"stream broke ({type(exc).__name__}: {exc})"
-            error = _error("upstream_unavailable", detail, retryable=True)
+            error = upstream_error("upstream_unavailable", detail, retryable=True)
         elif isinstance(exc, ValueError):
-            error = _error("upstream_unavailable", f"malformed stream ({type(exc).__name__}: {exc})")
+            error = upstream_error("upstream_unavailable", f"malformed stream ({type(exc).__name__}: {exc})")
         else:
-            error = _error("upstream_unavailable", f"unexpected {type(exc).__name__}: {exc}")
+            error = upstream_error("upstream_unavailable", f"unexpected {type(exc).__name__}: {exc}")
         error.detail = error.detail.replace(self._api_key, "[redacted]")
         return error
 
@@ -323,7 +220,7 @@ class _GroqReplyStream(ReplyStream):
                 self.usage = usage
         if not self._upstream_done and not self._closed:
             detail = "stream ended without [DONE] or finish_reason"
-            raise _error("upstream_unavailable", detail, retryable=True)
+            raise upstream_error("upstream_unavailable", detail, retryable=True)
 
     def _abort(self) -> None:
         """Close the response, or wake a reader blocked on it so it closes the response itself."""
@@ -349,79 +246,3 @@ def _shutdown_socket(response: httpx.Response) -> None:
             dup.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-
-
-def _error(code: str, detail: str, *, retry_after: float | None = None, retryable: bool = False) -> UpstreamError:
-    """Build an UpstreamError with the standard user message for `code`."""
-    error = UpstreamError(code, USER_MESSAGES[code], detail=detail, retry_after=retry_after)
-    error.retryable = retryable
-    return error
-
-
-def error_from_status(status: int, body: object, headers: httpx.Headers | dict) -> UpstreamError:
-    """Map an HTTP error response (status, parsed body, headers) to an UpstreamError."""
-    error = body.get("error") if isinstance(body, dict) else None
-    error = error if isinstance(error, dict) else {}
-    upstream_code = error.get("code")
-    message = str(error.get("message") or "")[:300]
-    detail = f"HTTP {status}, code={upstream_code!r}, type={error.get('type')!r}: {message}"
-    retry_after = parse_retry_after(headers)
-    if status in (401, 403) or upstream_code == "invalid_api_key":
-        return _error("upstream_auth", detail + " (check GROQ_API_KEY)")
-    if upstream_code in _MODEL_CODES or (status == 404 and upstream_code != "unknown_url"):
-        return _error("model_unavailable", detail + " (check GROQ_MODEL)")
-    if status == 404:
-        return _error("upstream_unavailable", detail + " (check GROQ_BASE_URL)")
-    if status == 429:
-        return _error("upstream_rate_limited", detail, retry_after=retry_after, retryable=True)
-    if status >= 500 or status in _RETRYABLE_STATUSES:
-        return _error("upstream_unavailable", detail, retry_after=retry_after, retryable=True)
-    return _error("invalid_message", detail)
-
-
-def error_from_event(error: object) -> UpstreamError:
-    """Map an SSE `data: {"error": ...}` event sent mid-stream to an UpstreamError."""
-    error = error if isinstance(error, dict) else {"message": str(error)}
-    code, type_ = error.get("code"), error.get("type")
-    detail = f"error event, code={code!r}, type={type_!r}: {str(error.get('message') or '')[:300]}"
-    if code in _MODEL_CODES:
-        return _error("model_unavailable", detail + " (check GROQ_MODEL)")
-    if code == "invalid_api_key":
-        return _error("upstream_auth", detail + " (check GROQ_API_KEY)")
-    if code == "rate_limit_exceeded":
-        return _error("upstream_rate_limited", detail, retryable=True)
-    return _error("upstream_unavailable", detail, retryable=True)
-
-
-def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
-    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); None when absent or bad."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(float(value) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
-def make_provider(
-    *, api_key: str | None, model: str, base_url: str | None = None, **options
-) -> GroqProvider | DemoProvider:
-    """The Groq provider when a key is set, else the offline demo provider."""
-    from .demo import DemoProvider  # the demo builds on this module's ReplyStream
-
-    token_delay = options.pop("token_delay", None)
-    api_key = (api_key or "").strip()
-    if api_key:
-        return GroqProvider(api_key, model or DEFAULT_MODEL, base_url=base_url, **options)
-    return DemoProvider() if token_delay is None else DemoProvider(token_delay=token_delay)

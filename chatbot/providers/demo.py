@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .llm import Delta, ReplyStream, RetryCallback
+from .base import Delta, ReplyStream, RetryCallback
 
 
 class _DemoReplyStream(ReplyStream):

@@ -9,10 +9,11 @@ import uuid
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, emit
 
-from . import protocol, socketio
-from .protocol import ChatError
+from .. import protocol
+from ..extensions import socketio
+from ..protocol import ChatError
+from ..store import NotFound
 from .sessions import COOKIE_NAME
-from .store import NotFound
 
 log = logging.getLogger("chatbot.events")
 

@@ -7,8 +7,8 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from ..store import NotFound
 from .sessions import COOKIE_NAME
-from .store import NotFound
 
 bp = Blueprint("main", __name__)
 log = logging.getLogger("chatbot.routes")

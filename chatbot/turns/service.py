@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .llm import UpstreamError
-from .protocol import ChatError
-from .streaming import Pacer, ReplyOutbox
+from ..protocol import ChatError
+from ..providers import UpstreamError
+from .outbox import Pacer, ReplyOutbox
 
 log = logging.getLogger("chatbot.chat")
 

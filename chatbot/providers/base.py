@@ -1,0 +1,179 @@
+"""The provider contract: what every reply provider streams (`Delta`s through a `ReplyStream`) and how it fails
+(`UpstreamError`, with the protocol's one set of user sentences). OpenAI-style HTTP error mapping lives here too,
+since Groq and every OpenAI-compatible server answer errors the same way.
+
+Framework-free (no Flask). Blocking calls are sockets, `threading` and sleeps only, so it works under eventlet or
+gevent monkey-patching as well as with plain threads.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from ..protocol import MESSAGES, UPSTREAM_REJECTED
+
+_MODEL_CODES = {"model_not_found", "model_decommissioned"}
+_RETRYABLE_STATUSES = {408, 409, 498}  # 498: Groq's "flex tier capacity exceeded"
+
+RetryCallback = Callable[[float, str], None]
+
+
+class UpstreamError(Exception):
+    """An upstream failure mapped to a protocol error code.
+
+    `user_message` (also str(error)) is safe to show; `detail` is for the log and never holds the API key.
+    """
+
+    def __init__(self, code: str, user_message: str, *, detail: str = "", retry_after: float | None = None):
+        """Keep only the user message in args, so str() and repr() never carry the log detail."""
+        super().__init__(user_message)
+        self.code = code
+        self.user_message = user_message
+        self.detail = detail
+        self.retry_after = retry_after
+        self.retryable = False  # set by the mapping; only ever acted on before the first delta
+
+
+@dataclass(slots=True)
+class Delta:
+    """One piece of a reply: answer text and, from reasoning models, thinking kept apart."""
+
+    text: str = ""
+    reasoning: str = ""
+
+
+class ReplyStream:
+    """Iterable of Delta for one reply; close() aborts the upstream HTTP request at once (used by stop).
+
+    Iterate once. Iteration raises UpstreamError on any failure, also mid-stream. After close() iteration ends
+    quietly and `finish_reason` is "stopped" (unless the upstream had already finished the reply).
+    """
+
+    def __init__(self) -> None:
+        """Start unfinished, with no usage yet."""
+        self.finish_reason: str | None = None
+        self.usage: dict | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self._started = False
+
+    def __iter__(self) -> Iterator[Delta]:
+        """Start the reply; a ReplyStream is single-use."""
+        if self._started:
+            raise RuntimeError("a ReplyStream can only be iterated once")
+        self._started = True
+        return self._run()
+
+    def _run(self) -> Iterator[Delta]:
+        """Relay deltas until the end or close(); errors caused by close() are not errors."""
+        try:
+            for delta in self._deltas():
+                if self._closed:
+                    return
+                yield delta
+        except Exception:
+            if self._closed:
+                return
+            raise
+
+    def _deltas(self) -> Iterator[Delta]:
+        """Produce the reply's deltas (implemented by each provider's stream)."""
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() has been called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop the reply now; idempotent and safe from another thread or greenlet while iterating."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.finish_reason is None:
+                self.finish_reason = "stopped"
+            self._abort()
+        self._stop.set()
+
+    def _abort(self) -> None:
+        """Release upstream resources at close(); called with the lock held."""
+
+    def _finish(self, reason: str) -> None:
+        """Record the upstream's finish reason unless close() came first."""
+        with self._lock:
+            if not self._closed:
+                self.finish_reason = reason
+
+
+def upstream_error(
+    code: str, detail: str, *, retry_after: float | None = None, retryable: bool = False
+) -> UpstreamError:
+    """Build an UpstreamError with the protocol's user sentence for `code`."""
+    sentence = UPSTREAM_REJECTED if code == "invalid_message" else MESSAGES[code]
+    error = UpstreamError(code, sentence, detail=detail, retry_after=retry_after)
+    error.retryable = retryable
+    return error
+
+
+def error_from_status(status: int, body: object, headers: httpx.Headers | dict) -> UpstreamError:
+    """Map an HTTP error response (status, parsed body, headers) to an UpstreamError."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    upstream_code = error.get("code")
+    message = str(error.get("message") or "")[:300]
+    detail = f"HTTP {status}, code={upstream_code!r}, type={error.get('type')!r}: {message}"
+    retry_after = parse_retry_after(headers)
+    if status in (401, 403) or upstream_code == "invalid_api_key":
+        return upstream_error("upstream_auth", detail + " (check GROQ_API_KEY)")
+    if upstream_code in _MODEL_CODES or (status == 404 and upstream_code != "unknown_url"):
+        return upstream_error("model_unavailable", detail + " (check GROQ_MODEL)")
+    if status == 404:
+        return upstream_error("upstream_unavailable", detail + " (check GROQ_BASE_URL)")
+    if status == 429:
+        return upstream_error("upstream_rate_limited", detail, retry_after=retry_after, retryable=True)
+    if status >= 500 or status in _RETRYABLE_STATUSES:
+        return upstream_error("upstream_unavailable", detail, retry_after=retry_after, retryable=True)
+    return upstream_error("invalid_message", detail)
+
+
+def error_from_event(error: object) -> UpstreamError:
+    """Map an SSE `data: {"error": ...}` event sent mid-stream to an UpstreamError."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    code, type_ = error.get("code"), error.get("type")
+    detail = f"error event, code={code!r}, type={type_!r}: {str(error.get('message') or '')[:300]}"
+    if code in _MODEL_CODES:
+        return upstream_error("model_unavailable", detail + " (check GROQ_MODEL)")
+    if code == "invalid_api_key":
+        return upstream_error("upstream_auth", detail + " (check GROQ_API_KEY)")
+    if code == "rate_limit_exceeded":
+        return upstream_error("upstream_rate_limited", detail, retryable=True)
+    return upstream_error("upstream_unavailable", detail, retryable=True)
+
+
+def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); None when absent or bad."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(float(value) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""The edges: HTTP routes, Socket.IO events, session tokens and transport guards."""

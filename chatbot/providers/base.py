@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -22,6 +23,8 @@ _MODEL_CODES = {"model_not_found", "model_decommissioned"}
 _RETRYABLE_STATUSES = {408, 409, 498}  # 498: Groq's "flex tier capacity exceeded"
 
 RetryCallback = Callable[[float, str], None]
+# Called by a provider with extra `bot_status` fields while a reply waits, e.g. {"status": "queued", "position": 2}.
+StatusCallback = Callable[[dict], None]
 
 
 class UpstreamError(Exception):
@@ -177,3 +180,30 @@ def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
         return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
         return None
+
+
+class Provider(Protocol):
+    """What the turn engine needs of a provider (Groq, OpenAI-compatible, local, demo)."""
+
+    name: str  # "groq" | "openai" | "local" | "demo"
+    demo: bool  # True only for the offline demo (the page labels it)
+    model: str  # the default model id
+
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        on_retry: RetryCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> ReplyStream:
+        """Prepare one reply to `messages` (system prompt first) with `model` (None: the default)."""
+        ...
+
+    def models(self) -> list[dict]:
+        """The models users may pick: [{id, label, reasoning, context_window}] (the default among them)."""
+        ...
+
+    def close(self) -> None:
+        """Release pooled connections or loaded weights."""
+        ...

@@ -9,7 +9,8 @@ import uuid
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, emit
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..extensions import socketio
 from ..protocol import ChatError
 from ..store import NotFound

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .base import Delta, ReplyStream, RetryCallback
+from .base import Delta, ReplyStream, RetryCallback, StatusCallback
 
 
 class _DemoReplyStream(ReplyStream):
@@ -49,11 +49,22 @@ class DemoProvider:
         """Say it is the demo."""
         return "<DemoProvider>"
 
-    def stream(self, messages: list[dict], *, on_retry: RetryCallback | None = None) -> ReplyStream:
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        on_retry: RetryCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> ReplyStream:
         """Prepare the demo reply to the conversation's last user message."""
         pieces = re.findall(r"\s*\S+", demo_reply(messages)) or [""]
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         return _DemoReplyStream(pieces, self.token_delay, prompt_tokens)
+
+    def models(self) -> list[dict]:
+        """The demo's one pseudo-model."""
+        return [{"id": "demo", "label": "Offline demo", "reasoning": False, "context_window": None}]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -14,6 +14,7 @@ from .base import (
     Delta,
     ReplyStream,
     RetryCallback,
+    StatusCallback,
     UpstreamError,
     error_from_event,
     error_from_status,
@@ -67,14 +68,25 @@ class GroqProvider:
         """Name the provider and model, never the key."""
         return f"<GroqProvider model={self.model!r}>"
 
-    def stream(self, messages: list[dict], *, on_retry: RetryCallback | None = None) -> ReplyStream:
+    def stream(
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        on_retry: RetryCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> ReplyStream:
         """Prepare one reply to `messages` (system prompt included); the request starts on iteration."""
-        request: dict = {"model": self.model, "messages": list(messages), "stream": True}
+        request: dict = {"model": model or self.model, "messages": list(messages), "stream": True}
         if self.temperature is not None:
             request["temperature"] = self.temperature
         if self.max_tokens is not None:
             request["max_completion_tokens"] = self.max_tokens
         return _GroqReplyStream(self, request, on_retry)
+
+    def models(self) -> list[dict]:
+        """The configured model only (the provider's model list is read by the model registry)."""
+        return [{"id": self.model, "label": self.model, "reasoning": False, "context_window": None}]
 
     def close(self) -> None:
         """Close the pooled HTTP connections."""

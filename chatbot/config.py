@@ -123,6 +123,7 @@ SETTINGS: dict[str, Setting] = {
     "MAX_MESSAGE_CHARS": Setting(_number(int, 1, 100000), 4000),
     "MAX_FRAME_BYTES": Setting(_number(int, 1024, 1000000), 65536),
     "HISTORY_CHAR_BUDGET": Setting(_number(int, 100, 10_000_000), 24000),
+    "HISTORY_PAGE": Setting(_number(int, 1, 1000), 50),
     "RATE_LIMIT_MESSAGES": Setting(_rate, "20/minute;300/hour"),
     "RATE_LIMIT_MESSAGES_PER_IP": Setting(_rate, "60/minute;1000/hour"),
     "RATE_LIMIT_CONNECTIONS": Setting(_rate, "60/minute"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 MESSAGES = {
@@ -133,3 +134,49 @@ def title_text(payload: dict[str, Any]) -> str:
     if len(title) > 200:
         raise ChatError("message_too_long", "That title is too long: the limit is 200 characters.")
     return " ".join(title.split())
+
+
+def before_id(payload: dict[str, Any]) -> int | None:
+    """The `before_id` field of load_more: a message id (a positive integer), or absent for the newest page."""
+    value = payload.get("before_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ChatError("invalid_message", "before_id must be a positive integer.")
+    return value
+
+
+# ---- payload builders ------------------------------------------------------------------------------------------
+
+
+def wire_message(message: dict) -> dict:
+    """A stored message as `history` and `load_more` show it (a streaming reply is resumed, not shown)."""
+    data = {key: message[key] for key in ("id", "role", "content", "created_at", "status")}
+    if message["role"] == "assistant":
+        data["reply_id"] = message["id"]
+        if message["status"] == "streaming":
+            data["content"] = ""
+    if message.get("client_id"):
+        data["client_id"] = message["client_id"]
+    return data
+
+
+def history(conversation_id: str, messages: list[dict], more: bool) -> dict:
+    """The `history` payload: a conversation's newest page of messages, and whether older ones exist."""
+    return {"conversation_id": conversation_id, "messages": [wire_message(m) for m in messages], "more": more}
+
+
+def final_message(message: dict, finish_reason: str | None, usage: dict | None = None) -> dict:
+    """The final `bot_message` of a reply."""
+    created = datetime.fromisoformat(message["created_at"])
+    return {"message": message["content"], "timestamp": created.strftime("%H:%M"),
+            "created_at": message["created_at"], "conversation_id": message["conversation_id"],
+            "reply_id": message["id"], "message_id": message["id"], "finish_reason": finish_reason,
+            "usage": usage if usage is not None else message.get("usage")}
+
+
+def welcome(conversation_id: str, text: str) -> dict:
+    """The welcome `bot_message` of an empty conversation (not stored)."""
+    now = datetime.now(UTC)
+    return {"message": text, "timestamp": now.strftime("%H:%M"), "created_at": now.isoformat(),
+            "conversation_id": conversation_id, "welcome": True}

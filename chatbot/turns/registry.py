@@ -58,8 +58,9 @@ class MemoryReplies:
             self._busy[conversation_id] = reply_id
             self._replies[reply_id] = ReplyState(owner_id, conversation_id)
 
-    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
-        """The reply is alive (nothing to do in one process: it cannot die without the registry)."""
+    def heartbeat_many(self, replies: list[tuple[int, str]]) -> None:
+        """The replies [(reply id, conversation id)] are alive (nothing to do in one process: it cannot die without
+        the registry)."""
 
     def release(self, conversation_id: str, owner_id: str) -> None:
         """Free a reservation that never began (the user message could not be stored)."""
@@ -168,11 +169,13 @@ class RedisReplies:
         pipe.expire(self._key("reply", reply_id), int(RESERVATION_TTL))
         pipe.execute()
 
-    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
-        """Keep the reservation and the reply's log alive while it streams."""
+    def heartbeat_many(self, replies: list[tuple[int, str]]) -> None:
+        """Keep the reservations and logs of the replies [(reply id, conversation id)] alive, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        for key in (self._key("busy", conversation_id), self._key("reply", reply_id), self._key("deltas", reply_id)):
-            pipe.expire(key, int(RESERVATION_TTL))
+        for reply_id, conversation_id in replies:
+            for key in (self._key("busy", conversation_id), self._key("reply", reply_id),
+                        self._key("deltas", reply_id)):
+                pipe.expire(key, int(RESERVATION_TTL))
         pipe.execute()
 
     def release(self, conversation_id: str, owner_id: str) -> None:

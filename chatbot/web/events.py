@@ -83,11 +83,11 @@ def on_connect(auth=None):
         raise ConnectionRefusedError(exc.message, exc.payload()) from None
     token = auth.get("token") if isinstance(auth, dict) else None
     owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
-    owner_id = chat.connect(request.sid, owner_id, client_ip())
+    owner_id, history = chat.connect(request.sid, owner_id, client_ip())
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
                         "demo": chat.provider.demo, "model": chat.provider.model})
-    chat.send_view(request.sid)
+    chat.send_history(request.sid, history)
 
 
 @socketio.on("disconnect")
@@ -139,12 +139,20 @@ def on_regenerate(payload=None):
     return service().regenerate(request.sid, protocol.optional_id(data, "conversation_id"))
 
 
+@socketio.on("load_more")
+@edge
+def on_load_more(payload=None):
+    """Sent when the user scrolls to the top of a conversation: the page of messages before `before_id`."""
+    data = protocol.payload_dict(payload)
+    return service().load_more(request.sid, protocol.required_id(data, "conversation_id"), protocol.before_id(data))
+
+
 @socketio.on("list_conversations")
 @edge
 def on_list_conversations(payload=None):
     """Sent by the sidebar: the session's conversations, newest first."""
     protocol.payload_dict(payload)
-    return service().list_conversations(request.sid)
+    return service().conversations.list(request.sid)
 
 
 @socketio.on("new_conversation")
@@ -152,7 +160,7 @@ def on_list_conversations(payload=None):
 def on_new_conversation(payload=None):
     """Sent by the New chat button: create a conversation and show it."""
     protocol.payload_dict(payload)
-    return service().new_conversation(request.sid)
+    return service().conversations.new(request.sid)
 
 
 @socketio.on("open_conversation")
@@ -160,7 +168,7 @@ def on_new_conversation(payload=None):
 def on_open_conversation(payload=None):
     """Sent when the user picks a conversation in the sidebar: show its history."""
     data = protocol.payload_dict(payload)
-    return service().open_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+    return service().conversations.open(request.sid, protocol.required_id(data, "conversation_id"))
 
 
 @socketio.on("rename_conversation")
@@ -168,8 +176,8 @@ def on_open_conversation(payload=None):
 def on_rename_conversation(payload=None):
     """Sent when the user renames a conversation."""
     data = protocol.payload_dict(payload)
-    return service().rename_conversation(request.sid, protocol.required_id(data, "conversation_id"),
-                                         protocol.title_text(data))
+    return service().conversations.rename(request.sid, protocol.required_id(data, "conversation_id"),
+                                          protocol.title_text(data))
 
 
 @socketio.on("delete_conversation")
@@ -177,7 +185,7 @@ def on_rename_conversation(payload=None):
 def on_delete_conversation(payload=None):
     """Sent when the user confirms deleting a conversation."""
     data = protocol.payload_dict(payload)
-    return service().delete_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+    return service().conversations.delete(request.sid, protocol.required_id(data, "conversation_id"))
 
 
 @socketio.on_error_default

@@ -6,7 +6,7 @@
 import { Composer } from "./composer.js";
 import {
   announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, refreshRegenerate,
-  renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
+  olderFailed, prependOlder, renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
@@ -67,6 +67,7 @@ Object.assign(hooks, {
   activated: (id) => sidebar.setActive(id),
   conversation: (id) => sidebar.find(id),
   titleOf,
+  loadOlder,
 });
 
 /** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null. */
@@ -231,6 +232,20 @@ function onError(data) {
   }
 }
 
+/** Show the session's conversation list (the `conversations` event, or the list_conversations ack). */
+function renderConversations(data) {
+  sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  updateTitle();
+}
+
+/** Fetch the page of messages before `beforeId` and put it above what is shown. */
+function loadOlder(conversationId, beforeId) {
+  request("load_more", { conversation_id: conversationId, before_id: beforeId }).then((resp) => {
+    if (resp) prependOlder(String(resp.conversation_id), resp.messages || [], Boolean(resp.more));
+    else olderFailed();
+  });
+}
+
 /** Connect and register every server event. */
 function connect() {
   const socket = io({ transports: ["websocket", "polling"] });
@@ -266,13 +281,18 @@ function connect() {
   socket.on("session_id", (data) => {
     document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
     document.getElementById("model-name").textContent = data.model || config.model;
+    // A connect sends only what the tab shows; the sidebar asks for the list itself.
+    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
   });
   socket.on("history", (data) => {
-    const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values());
+    const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),
+      Boolean(data.more));
     for (const reply of inFlight) resumeReply(reply);
   });
-  socket.on("conversations", (data) => {
-    sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  socket.on("conversations", renderConversations);
+  socket.on("conversation_updated", (data) => {
+    if (!data || !data.conversation) return;
+    sidebar.upsert(data.conversation);
     updateTitle();
   });
   socket.on("user_message_echo", (data) => {

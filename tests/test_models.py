@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
+from chatbot.providers.demo import DemoProvider
 from chatbot.providers.groq import GroqProvider
 from chatbot.providers.models import ModelRegistry, chat_entry, effort_for, model_entry, model_family, model_label
 from tests.fake_groq import DEFAULT_MODELS, MODELS_ENDPOINT
 
+ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 DEFAULT = "openai/gpt-oss-120b"
 CHAT_IDS = ["openai/gpt-oss-120b", "groq/compound", "groq/compound-mini", "openai/gpt-oss-20b", "qwen/qwen3.6-27b"]
@@ -255,6 +263,11 @@ def test_groq_provider_models_reads_the_list_once(fake_groq):
     provider.close()
 
 
+def test_demo_provider_has_only_its_model():
+    """The demo offers its one pseudo-model."""
+    assert DemoProvider().has_model("demo") and not DemoProvider().has_model(DEFAULT)
+
+
 def test_groq_provider_models_allow_list(fake_groq):
     """The operator's allow-list narrows the list."""
     provider = provider_for(fake_groq, allowed_models=("groq/compound",))
@@ -302,3 +315,39 @@ def test_groq_provider_refuses_unknown_reasoning_effort(fake_groq, effort):
     """An effort no family takes is a programming error, refused at construction."""
     with pytest.raises(ValueError, match="reasoning_effort"):
         provider_for(fake_groq, reasoning_effort=effort)
+
+
+GREEN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    if sys.argv[1] == "eventlet":
+        import eventlet
+        eventlet.monkey_patch()
+    else:
+        from gevent import monkey
+        monkey.patch_all()
+    import json, os, threading
+    from chatbot.providers.demo import DemoProvider
+from chatbot.providers.groq import GroqProvider
+
+    provider = GroqProvider(os.environ["FAKE_KEY"], "openai/gpt-oss-120b", base_url=os.environ["FAKE_URL"])
+    lists = []
+    readers = [threading.Thread(target=lambda: lists.append([m["id"] for m in provider.models()])) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(5)
+    print(json.dumps(lists))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["eventlet", "gevent"])
+def test_groq_provider_models_under_green_threads(fake_groq, mode):
+    """Under eventlet or gevent patching, two greenlets asking at once get the list from a single read."""
+    env = {**os.environ, "FAKE_KEY": fake_groq.api_key, "FAKE_URL": fake_groq.base_url, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", GREEN_SCRIPT, mode], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [CHAT_IDS, CHAT_IDS]
+    assert fake_groq.model_requests == [MODELS_ENDPOINT]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from .conversations import ConversationQueries
-from .engine import Database, isolated_database
+from .engine import Database, alembic_config, isolated_database
 from .messages import MessageQueries
 from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
 from .schema import (
     CLIENT_ID_MAX,
     MESSAGE_FIELDS,
-    MIGRATIONS,
     SQLITE_BUSY_TIMEOUT_MS,
     TITLE_MAX,
     conversations,
@@ -27,7 +26,7 @@ class Store(TurnQueries, MessageQueries, ConversationQueries, Database):
 
 
 __all__ = [
-    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "MIGRATIONS", "NotFound",
-    "SQLITE_BUSY_TIMEOUT_MS", "Store", "TITLE_MAX", "TurnStart", "conversations", "isolated_database", "messages",
-    "metadata", "normalize_url", "owners", "schema_version",
+    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "SQLITE_BUSY_TIMEOUT_MS", "Store",
+    "TITLE_MAX", "TurnStart", "alembic_config", "conversations", "isolated_database", "messages", "metadata",
+    "normalize_url", "owners", "schema_version",
 ]

@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
-from .schema import MIGRATIONS, Migration, _sqlite_on_begin, _sqlite_on_connect, normalize_url, schema_version
+from .schema import _sqlite_on_begin, _sqlite_on_connect, normalize_url, schema_version
 
 # Any fixed 64-bit number: every process migrating the same Postgres database takes this one lock.
 _MIGRATION_LOCK_KEY = 0x63686174626F74
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# The hand-written migrations' versions (a `schema_version` table) and the Alembic revision each one is.
+LEGACY_REVISIONS = {1: "0001"}
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for this package's migrations (no alembic.ini needed at run time)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def _adopt_legacy(conn: Connection, context: MigrationContext, script: ScriptDirectory) -> None:
+    """Stamp a database made by the hand-written migrations with the revision its version matches."""
+    if not sa.inspect(conn).has_table(schema_version.name):
+        return
+    version = conn.scalar(sa.select(sa.func.max(schema_version.c.version))) or 0
+    if version not in LEGACY_REVISIONS:
+        raise RuntimeError(f"database schema is v{version}, newer than this code")
+    context.stamp(script, LEGACY_REVISIONS[version])
+    schema_version.drop(conn)
 
 
 def _now() -> datetime:
@@ -47,20 +72,24 @@ class Database:
             with conn.begin():
                 yield conn
 
-    def migrate(self, *, steps: Sequence[Migration] = MIGRATIONS) -> int:
-        """Apply the missing migration steps in one transaction and return the schema version."""
+    def migrate(self, target: str = "head") -> str:
+        """Bring the schema to `target` (the newest revision by default) with Alembic, in one transaction, and
+        return the revision it is at. A database made before Alembic (a `schema_version` table) is adopted."""
+        config = alembic_config()
+        script = ScriptDirectory.from_config(config)
         with self._transaction() as conn:
             if self.dialect == "postgresql":
                 # Two processes starting at once: the second waits here, then finds nothing left to do.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
-            schema_version.create(conn, checkfirst=True)
-            current = conn.scalar(sa.select(sa.func.max(schema_version.c.version))) or 0
-            if current > len(steps):
-                raise RuntimeError(f"database schema is v{current}, newer than this code (v{len(steps)})")
-            for version in range(current + 1, len(steps) + 1):
-                steps[version - 1](conn)
-                conn.execute(sa.insert(schema_version).values(version=version, applied_at=_now()))
-        return len(steps)
+            context = MigrationContext.configure(conn)
+            current = context.get_current_revision()
+            if current is None:
+                _adopt_legacy(conn, context, script)
+            elif current not in {rev.revision for rev in script.walk_revisions()}:
+                raise RuntimeError(f"database schema is at revision {current}, newer than this code")
+            config.attributes["connection"] = conn
+            command.upgrade(config, target)
+            return MigrationContext.configure(conn).get_current_revision()
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -216,8 +216,8 @@ def test_checkpoints_of_concurrent_replies_go_through_one_batched_call(make_app,
     original_batch, original_single = store.checkpoint_many, store.update_message
 
     def batch(replies):
-        batches.append(sorted(r[0] for r in replies))
         original_batch(replies)
+        batches.append(sorted(r[0] for r in replies))  # after the commit: the test reads the rows next
 
     def single(*args, **kwargs):
         singles.append((args, kwargs.get("status")))

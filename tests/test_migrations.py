@@ -1,4 +1,5 @@
-"""Alembic adopts a database made by the hand-written migrations (before Alembic) and upgrades it keeping every row.
+"""Alembic adopts a database made by the hand-written migrations (before Alembic) and upgrades it keeping every row;
+the linear conversations become single paths of the message tree, and their text is searchable.
 
 tests/data/legacy_v1.*.sql were dumped (sqlite3 `.dump`, `pg_dump --inserts`) from databases that the last release
 before Alembic created and filled through its own Store: two sessions, three conversations, twelve messages
@@ -8,6 +9,7 @@ before Alembic created and filled through its own Store: two sessions, three con
 from __future__ import annotations
 
 import sqlite3
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -65,9 +67,25 @@ def test_upgrade_of_a_pre_alembic_database_keeps_every_row(database_url):
         statuses = {m["status"] for c in store.list_conversations(OWNER) for m in store.list_messages(OWNER, c["id"])}
         assert "interrupted" in statuses
         assert [c["title"] for c in store.list_conversations(OTHER)] == ["Someone else's"]
+        # The tree: each message's parent is the one before it in its conversation, the last one is the active leaf.
+        by_conversation = defaultdict(list)
+        for message in upgraded:
+            by_conversation[message["conversation_id"]].append(message)
+        for chain in by_conversation.values():
+            assert [m["parent_id"] for m in chain] == [None] + [m["id"] for m in chain[:-1]]
+        assert {c["id"]: c["active_leaf_id"] for c in rows(store, conversations)} == {
+            conversation_id: chain[-1]["id"] for conversation_id, chain in by_conversation.items()}
+        assert store.active_path(OWNER, active) == history
+        # The search indexes hold the old text, each owner only its own.
+        own = {m["id"] for c in store.list_conversations(OWNER) for m in store.list_messages(OWNER, c["id"])
+               if m["content"].endswith("ünïcode ✓")}
+        assert {r["message_id"] for r in store.search(OWNER, "ünïcode", 50) if r["message_id"]} == own
+        assert not own & {r["message_id"] for r in store.search(OTHER, "ünïcode", 50)}
+        assert [r["title"] for r in store.search(OTHER, "someone")] == ["Someone else's"]
         # And it keeps working: a new turn on the old data.
         turn = store.begin_turn(OWNER, active, "after the upgrade", client_id=None, context_limit=200)
         assert turn.reply["id"] > max(m["id"] for m in upgraded)
+        assert turn.message["parent_id"] == history[-1]["id"] and turn.history[:-1] == history
     finally:
         store.close()
 

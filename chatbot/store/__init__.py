@@ -1,4 +1,4 @@
-"""The durable store: owners (sessions), conversations and messages on SQLite or Postgres, owner-scoped."""
+"""The durable store: owners (sessions), conversations and messages (a tree) on SQLite or Postgres, owner-scoped."""
 
 from __future__ import annotations
 
@@ -18,15 +18,18 @@ from .schema import (
     owners,
     schema_version,
 )
-from .turns import TurnQueries, TurnStart
+from .search import QUERY_MAX, SearchQueries
+from .tree import Branch, TreeQueries
+from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 
 
-class Store(TurnQueries, MessageQueries, ConversationQueries, Database):
+class Store(SearchQueries, TreeQueries, TurnQueries, MessageQueries, ConversationQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 
 __all__ = [
-    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "SQLITE_BUSY_TIMEOUT_MS", "Store",
-    "TITLE_MAX", "TurnStart", "alembic_config", "conversations", "isolated_database", "messages", "metadata",
-    "normalize_url", "owners", "schema_version",
+    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
+    "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",
+    "alembic_config", "conversations", "isolated_database", "messages", "metadata", "normalize_url", "owners",
+    "schema_version",
 ]

@@ -1,4 +1,5 @@
-"""Messages: add (idempotent by client_id), checkpoint, read, delete, and recovery of dead streams."""
+"""Messages: add (idempotent by client_id, after the active leaf), checkpoint, read, delete, and recovery of dead
+streams."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from .rows import (
     _valid_message_id,
 )
 from .schema import CLIENT_ID_MAX, MESSAGE_FIELDS, conversations, messages
+from .tree import active_leaf
 
 
 class MessageQueries:
@@ -50,7 +52,8 @@ class MessageQueries:
         status: str = "complete",
         client_id: str | None = None,
     ) -> tuple[dict, bool]:
-        """Store a message and return (message, created); a known client_id returns the stored one instead."""
+        """Store a message after the conversation's active leaf (it becomes the new one) and return (message,
+        created); a known client_id returns the stored one instead."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {sorted(ROLES)}")
         if status not in STATUSES:
@@ -62,7 +65,7 @@ class MessageQueries:
         row = {
             "conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
             "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-            "finish_reason": None, "error_code": None,
+            "finish_reason": None, "error_code": None, "parent_id": None,
         }  # fmt: skip
         try:
             with self._transaction() as conn:
@@ -72,8 +75,9 @@ class MessageQueries:
                     existing = self._find_by_client_id(conn, conversation_id, client_id)
                     if existing is not None:
                         return _message(existing), False
+                row["parent_id"] = conn.scalar(sa.select(active_leaf()).where(conversations.c.id == conversation_id))
                 row["id"] = conn.execute(sa.insert(messages).values(**row)).inserted_primary_key[0]
-                changes: dict[str, Any] = {"updated_at": now}
+                changes: dict[str, Any] = {"updated_at": now, "active_leaf_id": row["id"]}
                 title = _title_from_content(content) if role == "user" else None
                 if title and conversation.title == DEFAULT_TITLE:
                     changes["title"] = title
@@ -102,18 +106,10 @@ class MessageQueries:
         return None if row is None else _message(row)
 
     def reply_after(self, message_id: int) -> dict | None:
-        """Return the assistant message right after message_id in its conversation, or None."""
+        """Return the first reply to message_id (its oldest child, if that is an assistant message), or None."""
         if not _valid_message_id(message_id):
             return None
-        same_conversation = sa.select(messages.c.conversation_id).where(messages.c.id == message_id)
-        query = (
-            sa.select(*_MESSAGE_COLUMNS)
-            .where(
-                messages.c.conversation_id == same_conversation.scalar_subquery(), messages.c.id > message_id
-            )
-            .order_by(messages.c.id)
-            .limit(1)
-        )
+        query = sa.select(*_MESSAGE_COLUMNS).where(messages.c.parent_id == message_id).order_by(messages.c.id).limit(1)
         with self._transaction(write=False) as conn:
             row = conn.execute(query).first()
         return _message(row) if row is not None and row.role == "assistant" else None
@@ -187,18 +183,24 @@ class MessageQueries:
         return self.list_messages(owner_id, conversation_id, limit=n)
 
     def delete_message(self, owner_id: str, message_id: int) -> None:
-        """Delete one of the owner's messages; NotFound if it is not the owner's."""
+        """Delete one of the owner's messages, its children moving up to its parent (the tree stays whole; an active
+        leaf deleted gives way to its parent); NotFound if it is not the owner's."""
         if not (_valid_id(owner_id) and _valid_message_id(message_id)):
             raise NotFound(message_id)
         with self._transaction() as conn:
-            result = conn.execute(
-                sa.delete(messages).where(
-                    messages.c.id == message_id,
-                    messages.c.conversation_id.in_(self._owner_conversation_ids(owner_id)),
-                )
-            )
-        if result.rowcount == 0:
-            raise NotFound(message_id)
+            row = conn.execute(sa.select(messages.c.conversation_id, messages.c.parent_id).where(
+                messages.c.id == message_id,
+                messages.c.conversation_id.in_(self._owner_conversation_ids(owner_id)),
+            )).first()
+            if row is None:
+                raise NotFound(message_id)
+            conn.execute(sa.delete(messages).where(messages.c.id == message_id))
+            conn.execute(sa.update(messages).where(messages.c.conversation_id == row.conversation_id,
+                                                   messages.c.parent_id == message_id)
+                         .values(parent_id=row.parent_id))
+            conn.execute(sa.update(conversations).where(conversations.c.id == row.conversation_id,
+                                                        conversations.c.active_leaf_id == message_id)
+                         .values(active_leaf_id=row.parent_id))
 
     def interrupt_streaming(self, *, stale_after: float | None = None) -> int:
         """Mark replies left "streaming" as "interrupted" and return how many.

@@ -58,6 +58,8 @@ conversations = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("model", sa.String(100), nullable=True),  # the model this conversation asks for (None: the default)
+    # The newest message of the path the conversation shows and continues (no foreign key: see messages.parent_id).
+    sa.Column("active_leaf_id", sa.Integer, nullable=True),
     # Serves both "this owner's conversations" and the newest-first listing.
     sa.Index("ix_conversations_owner_updated", "owner_id", "updated_at"),
 )
@@ -84,8 +86,13 @@ messages = sa.Table(
     sa.Column("finish_reason", sa.String(32), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
+    # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
+    # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
+    sa.Column("parent_id", sa.Integer, nullable=True),
     # One index answers "messages of a conversation in order", including "the newest n".
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
+    # Children of a message (roots: parent NULL) of one conversation, oldest first: versions and switching.
+    sa.Index("ix_messages_conversation_parent", "conversation_id", "parent_id", "id"),
     # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
     sa.UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
     # Ids are reply ids on the wire (resume, stop): SQLite must never hand a deleted id out again.
@@ -103,7 +110,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code",
+    "finish_reason", "error_code", "parent_id",
 )  # fmt: skip
 
 

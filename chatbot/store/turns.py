@@ -1,5 +1,5 @@
-"""The turn engine's queries: a whole turn's writes in one transaction, a connect in one read, paged history, and
-every streaming reply's checkpoint in one statement batch."""
+"""The turn engine's queries: a whole turn's writes in one transaction, a connect in one read, paged history along
+the active path, and every streaming reply's checkpoint in one statement batch."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from .rows import (
     _valid_message_id,
 )
 from .schema import MESSAGE_FIELDS, conversations, messages, owners
+from .tree import active_leaf, add_versions, read_path
 
 
 @dataclass
@@ -33,10 +34,12 @@ class TurnStart:
     """What one transaction made of a turn: the user message, the streaming reply row, the context's messages."""
 
     message: dict | None  # the user message (None for a regenerate)
-    reply: dict | None  # the new streaming reply; for a duplicate, the reply that followed it (may be None)
-    history: list[dict]  # the newest messages up to the user message, oldest first (the context's raw material)
+    reply: dict | None  # the new streaming reply; for a duplicate, the reply that answered it (may be None)
+    history: list[dict]  # the active path's newest messages up to the user message, oldest first (the context)
     conversation: dict  # {id, title, created_at, updated_at, message_count} after the turn
     duplicate: bool = False  # the client_id was known: nothing was written
+    page: list[dict] | None = None  # when asked for: the path's newest page up to the reply, with versions
+    more: bool = False  # older messages exist above `page`
 
 
 @dataclass
@@ -51,7 +54,11 @@ class Session:
 
 
 class NothingToRegenerate(Exception):
-    """The conversation does not end with a reply."""
+    """The conversation's active path does not end with a reply."""
+
+
+class NotEditable(Exception):
+    """The message to edit is not a user message."""
 
 
 class TurnQueries:
@@ -62,7 +69,7 @@ class TurnQueries:
         if not _valid_id(owner_id):
             return None
         query = (
-            sa.select(owners.c.last_seen_at, conversations.c.id)
+            sa.select(owners.c.last_seen_at, conversations.c.id, active_leaf().label("leaf_id"))
             .select_from(owners)
             .outerjoin(conversations, sa.and_(conversations.c.id == owners.c.active_conversation_id,
                                               conversations.c.owner_id == owners.c.id))
@@ -72,7 +79,7 @@ class TurnQueries:
             row = conn.execute(query).first()
             if row is None:
                 return None
-            page, more = ([], False) if row.id is None else self._page(conn, row.id, None, page_size)
+            page, more = ([], False) if row.id is None else self._page(conn, row.id, row.leaf_id, page_size)
         return Session(owner_id, row.last_seen_at, row.id, page, more)
 
     def create_session(self, owner_id: str | None = None) -> tuple[str, dict]:
@@ -99,69 +106,77 @@ class TurnQueries:
 
     def message_page(self, owner_id: str, conversation_id: str, before_id: int | None, limit: int
                      ) -> tuple[list[dict], bool]:
-        """The newest `limit` messages older than `before_id` (all when None), oldest first, and whether more exist."""
+        """The newest `limit` messages of the active path (None) or of the path above message `before_id`, oldest
+        first, with versions, and whether more exist; NotFound if the conversation or message is not the owner's."""
         if before_id is not None and not _valid_message_id(before_id):
             raise NotFound(before_id)
         with self._transaction(write=False) as conn:
             self._owned_conversation(conn, owner_id, conversation_id)
-            return self._page(conn, conversation_id, before_id, limit)
+            if before_id is None:
+                start = sa.select(active_leaf()).where(conversations.c.id == conversation_id).scalar_subquery()
+            else:
+                above = conn.execute(sa.select(messages.c.parent_id).where(
+                    messages.c.id == before_id, messages.c.conversation_id == conversation_id)).first()
+                if above is None:
+                    raise NotFound(before_id)
+                start = above.parent_id
+            return self._page(conn, conversation_id, start, limit)
 
-    def _page(self, conn: Connection, conversation_id: str, before_id: int | None, limit: int
-              ) -> tuple[list[dict], bool]:
-        """Read one page (limit + 1 rows tell whether more exist)."""
-        query = sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == conversation_id)
-        if before_id is not None:
-            query = query.where(messages.c.id < before_id)
-        rows = conn.execute(query.order_by(messages.c.id.desc()).limit(limit + 1)).all()
-        more = len(rows) > limit
-        return [_message(row) for row in reversed(rows[:limit])], more
+    def _page(self, conn: Connection, conversation_id: str, start, limit: int) -> tuple[list[dict], bool]:
+        """One page of the path ending at `start` (an id or SQL expression), with versions."""
+        page, more = read_path(conn, conversation_id, start, limit)
+        return add_versions(conn, conversation_id, page), more
 
     def begin_turn(self, owner_id: str, conversation_id: str, content: str, *, client_id: str | None,
-                   context_limit: int) -> TurnStart:
-        """In one transaction: the idempotency check, the user message, the streaming reply row, the conversation's
-        order/title and the owner's active conversation, and the context's newest `context_limit` messages."""
+                   context_limit: int, edit_of: int | None = None, page_size: int | None = None) -> TurnStart:
+        """In one transaction: the idempotency check, the user message (after the active leaf, or beside the user
+        message `edit_of`), the streaming reply row (the new active leaf), the conversation's order/title and the
+        owner's active conversation, and the context: the path's newest `context_limit` messages."""
         content = _check_text(content, "content")
         if client_id is not None and not _is_client_id(client_id):
             raise ValueError("client_id must be a short string")
+        if edit_of is not None and not _valid_message_id(edit_of):
+            raise NotFound(edit_of)
         now = _now()
         try:
             with self._transaction() as conn:
                 # The row lock queues a concurrent resend behind this transaction, so it then sees our row.
-                conversation = self._turn_conversation(conn, owner_id, conversation_id)
+                conversation, leaf = self._turn_conversation(conn, owner_id, conversation_id)
                 if client_id is not None:
                     duplicate = self._duplicate(conn, conversation, client_id)
                     if duplicate is not None:
                         return duplicate
-                message = self._insert(conn, conversation_id, "user", content, "complete", now, client_id)
-                reply = self._insert(conn, conversation_id, "assistant", "", "streaming", now, None)
+                parent = leaf if edit_of is None else self._edited(conn, conversation_id, edit_of)
+                message = self._insert(conn, conversation_id, "user", content, "complete", now, client_id, parent)
+                reply = self._insert(conn, conversation_id, "assistant", "", "streaming", now, None, message["id"])
                 title = _title_from_content(content)
                 if title and conversation["title"] == DEFAULT_TITLE:
                     conversation["title"] = title
-                return self._started(conn, owner_id, conversation, message, reply, now, context_limit)
+                return self._started(conn, owner_id, conversation, message, reply, now, context_limit, page_size)
         except IntegrityError as err:
             # A concurrent resend committed the same client_id first, or the conversation was just deleted.
             if client_id is not None:
                 with self._transaction(write=False) as conn:
-                    conversation = self._turn_conversation(conn, owner_id, conversation_id, lock=False)
+                    conversation, _ = self._turn_conversation(conn, owner_id, conversation_id, lock=False)
                     duplicate = self._duplicate(conn, conversation, client_id)
                 if duplicate is not None:
                     return duplicate
             raise NotFound(conversation_id) from err
 
-    def begin_regenerate(self, owner_id: str, conversation_id: str, *, context_limit: int) -> TurnStart:
-        """In one transaction: drop the conversation's last reply and start a new streaming one in its place."""
+    def begin_regenerate(self, owner_id: str, conversation_id: str, *, context_limit: int,
+                         page_size: int | None = None) -> TurnStart:
+        """In one transaction: a new streaming reply beside the active path's last reply (which is kept, as an
+        earlier version), made the active leaf."""
         now = _now()
         with self._transaction() as conn:
-            conversation = self._turn_conversation(conn, owner_id, conversation_id)
-            last = conn.execute(sa.select(messages.c.id, messages.c.role)
-                                .where(messages.c.conversation_id == conversation_id)
-                                .order_by(messages.c.id.desc()).limit(1)).first()
-            if last is None or last.role != "assistant":
+            conversation, leaf = self._turn_conversation(conn, owner_id, conversation_id)
+            last = conn.execute(sa.select(messages.c.role, messages.c.parent_id)
+                                .where(messages.c.id == leaf,
+                                       messages.c.conversation_id == conversation_id)).first()
+            if last is None or last.role != "assistant" or last.parent_id is None:
                 raise NothingToRegenerate(conversation_id)
-            conn.execute(sa.delete(messages).where(messages.c.id == last.id))
-            conversation["message_count"] -= 1
-            reply = self._insert(conn, conversation_id, "assistant", "", "streaming", now, None)
-            return self._started(conn, owner_id, conversation, None, reply, now, context_limit)
+            reply = self._insert(conn, conversation_id, "assistant", "", "streaming", now, None, last.parent_id)
+            return self._started(conn, owner_id, conversation, None, reply, now, context_limit, page_size)
 
     def checkpoint_many(self, replies: list[tuple[int, str, str | None]]) -> None:
         """Store the text so far of every streaming reply in `replies` [(id, content, reasoning)], one transaction."""
@@ -186,54 +201,71 @@ class TurnQueries:
     # internals
 
     def _turn_conversation(self, conn: Connection, owner_id: str, conversation_id: str, *, lock: bool = True
-                           ) -> dict:
-        """The owner's conversation with its message count (row-locked for a turn); NotFound if not the owner's."""
+                           ) -> tuple[dict, int | None]:
+        """The owner's conversation with its message count, and its active leaf (row-locked for a turn); NotFound
+        if it is not the owner's."""
         if not (_valid_id(owner_id) and _valid_id(conversation_id)):
             raise NotFound(conversation_id)
         count = (sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id)
                  .correlate(conversations).scalar_subquery())
         query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
-                          count.label("message_count")).where(conversations.c.id == conversation_id,
-                                                              conversations.c.owner_id == owner_id)
+                          count.label("message_count"), active_leaf().label("leaf_id")).where(
+            conversations.c.id == conversation_id, conversations.c.owner_id == owner_id)
         row = conn.execute(query.with_for_update(of=conversations) if lock else query).first()
         if row is None:
             raise NotFound(conversation_id)
         return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at),
-                "message_count": row.message_count}
+                "message_count": row.message_count}, row.leaf_id
+
+    def _edited(self, conn: Connection, conversation_id: str, message_id: int) -> int | None:
+        """The parent of the user message being edited (its new version goes beside it)."""
+        row = conn.execute(sa.select(messages.c.role, messages.c.parent_id).where(
+            messages.c.id == message_id, messages.c.conversation_id == conversation_id)).first()
+        if row is None:
+            raise NotFound(message_id)
+        if row.role != "user":
+            raise NotEditable(message_id)
+        return row.parent_id
 
     def _duplicate(self, conn: Connection, conversation: dict, client_id: str) -> TurnStart | None:
-        """The turn already stored under `client_id` (with the reply that followed it), or None."""
+        """The turn already stored under `client_id` (with the first reply that answered it), or None."""
         row = conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == conversation["id"],
                                                               messages.c.client_id == client_id)).first()
         if row is None:
             return None
         after = conn.execute(sa.select(*_MESSAGE_COLUMNS)
-                             .where(messages.c.conversation_id == conversation["id"], messages.c.id > row.id)
+                             .where(messages.c.conversation_id == conversation["id"], messages.c.parent_id == row.id)
                              .order_by(messages.c.id).limit(1)).first()
         reply = _message(after) if after is not None and after.role == "assistant" else None
         return TurnStart(_message(row), reply, [], conversation, duplicate=True)
 
     def _insert(self, conn: Connection, conversation_id: str, role: str, content: str, status: str,
-                now: datetime, client_id: str | None) -> dict:
+                now: datetime, client_id: str | None, parent_id: int | None) -> dict:
         """Insert one message and return it as a dict (built from the values, sparing a read-back)."""
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-               "finish_reason": None, "error_code": None}
+               "finish_reason": None, "error_code": None, "parent_id": parent_id}
         row["id"] = conn.execute(sa.insert(messages).values(**row)).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 
     def _started(self, conn: Connection, owner_id: str, conversation: dict, message: dict | None, reply: dict,
-                 now: datetime, context_limit: int) -> TurnStart:
-        """Finish a turn's transaction: conversation order and title, active conversation, the context's messages."""
+                 now: datetime, context_limit: int, page_size: int | None) -> TurnStart:
+        """Finish a turn's transaction: the reply becomes the active leaf, conversation order and title, active
+        conversation, the context's messages (and the page to show, when asked for)."""
         conn.execute(sa.update(conversations).where(conversations.c.id == conversation["id"])
-                     .values(updated_at=now, title=conversation["title"]))
+                     .values(updated_at=now, title=conversation["title"], active_leaf_id=reply["id"]))
         conn.execute(sa.update(owners).where(owners.c.id == owner_id)
                      .values(active_conversation_id=conversation["id"], last_seen_at=now))
-        history, _ = self._page(conn, conversation["id"], reply["id"], context_limit)
+        path, more = read_path(conn, conversation["id"], reply["id"], max(context_limit + 1, page_size or 0))
+        history = path[:-1][-context_limit:] if context_limit else []
+        page = None
+        if page_size:
+            more = more or len(path) > page_size
+            page = add_versions(conn, conversation["id"], path[-page_size:])
         added = 2 if message is not None else 1
         conversation = {**conversation, "updated_at": _iso(now),
                         "message_count": conversation["message_count"] + added}
-        return TurnStart(message, reply, history, conversation)
+        return TurnStart(message, reply, history, conversation, page=page, more=more)
 
 
 # Seconds between two writes of an owner's last-seen time on connect (the idle clean-up needs no finer grain).

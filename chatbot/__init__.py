@@ -54,7 +54,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter = RateLimiter(settings["REDIS_URL"], prefix=settings["REDIS_PREFIX"],
                           messages=settings["RATE_LIMIT_MESSAGES"],
                           messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],
-                          connections=settings["RATE_LIMIT_CONNECTIONS"], actions=settings["RATE_LIMIT_ACTIONS"])
+                          connections=settings["RATE_LIMIT_CONNECTIONS"], actions=settings["RATE_LIMIT_ACTIONS"],
+                          searches=settings["RATE_LIMIT_SEARCH"])
 
     socketio.init_app(app, async_mode=settings["ASYNC_MODE"], message_queue=settings["REDIS_URL"],
                       channel=f"{settings['REDIS_PREFIX']}-socketio",

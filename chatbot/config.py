@@ -156,6 +156,7 @@ SETTINGS: dict[str, Setting] = {
     "RATE_LIMIT_MESSAGES_PER_IP": Setting(_rate, "60/minute;1000/hour"),
     "RATE_LIMIT_CONNECTIONS": Setting(_rate, "60/minute"),
     "RATE_LIMIT_ACTIONS": Setting(_rate, "60/minute"),
+    "RATE_LIMIT_SEARCH": Setting(_rate, "180/minute"),
     "MAX_CONCURRENT_REPLIES": Setting(_number(int, 1, 100), 3),
     "SESSION_TTL_DAYS": Setting(_number(float, 0.0001, 3650), 30.0),
     "CLEANUP_INTERVAL": Setting(_number(float, 1, 86400), 3600.0),

@@ -12,7 +12,7 @@ MESSAGES = {
     "message_too_long": "That message is too long.",
     "busy": "A reply is still being written in this conversation. Wait for it or stop it first.",
     "rate_limited": "You are sending messages too quickly. Please wait a moment.",
-    "not_found": "That conversation or reply does not exist (or is not yours).",
+    "not_found": "That conversation or message does not exist (or is not yours).",
     "upstream_unavailable": "The AI service is not answering right now. Please try again in a moment.",
     "upstream_rate_limited": "The AI service is busy right now. Please try again shortly.",
     "upstream_auth": "The AI service rejected this server's credentials. The operator has been told.",
@@ -136,6 +136,39 @@ def title_text(payload: dict[str, Any]) -> str:
     return " ".join(title.split())
 
 
+def message_id(payload: dict[str, Any]) -> int:
+    """The `message_id` field of edit_message and switch_branch: a positive integer."""
+    value = payload.get("message_id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ChatError("invalid_message", "message_id must be a positive integer.")
+    return value
+
+
+def search_query(payload: dict[str, Any], max_chars: int) -> str:
+    """The `query` field of search: text without control characters, at most `max_chars` once trimmed."""
+    query = payload.get("query")
+    if not isinstance(query, str):
+        raise ChatError("invalid_message", "The search must be text.")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ChatError("invalid_message", "The search contains invalid characters.") from None
+    query = query.strip()
+    if _CONTROL.search(query):
+        raise ChatError("invalid_message", "The search contains control characters.")
+    if len(query) > max_chars:
+        raise ChatError("invalid_message", f"That search is too long: at most {max_chars} characters.")
+    return query
+
+
+def search_limit(payload: dict[str, Any], most: int) -> int:
+    """The optional `limit` of search: 1 to `most` results (20 when absent)."""
+    value = payload.get("limit", min(20, most))
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
+        raise ChatError("invalid_message", f"limit must be an integer from 1 to {most}.")
+    return value
+
+
 def before_id(payload: dict[str, Any]) -> int | None:
     """The `before_id` field of load_more: a message id (a positive integer), or absent for the newest page."""
     value = payload.get("before_id")
@@ -150,8 +183,12 @@ def before_id(payload: dict[str, Any]) -> int | None:
 
 
 def wire_message(message: dict) -> dict:
-    """A stored message as `history` and `load_more` show it (a streaming reply is resumed, not shown)."""
+    """A stored message as `history` and `load_more` show it (a streaming reply is resumed, not shown), with its
+    place in the tree: its parent and, on a path, which of its versions (siblings) it is."""
     data = {key: message[key] for key in ("id", "role", "content", "created_at", "status")}
+    data["parent_id"] = message.get("parent_id")
+    if "versions" in message:
+        data.update(version=message["version"], versions=message["versions"], sibling_ids=message["sibling_ids"])
     if message["role"] == "assistant":
         data["reply_id"] = message["id"]
         if message["status"] == "streaming":

@@ -10,10 +10,11 @@ from .protocol import ChatError
 
 
 class RateLimiter:
-    """Counts messages per session and per client IP, conversation changes per session, and connections per IP."""
+    """Counts messages per session and per client IP, conversation changes and searches per session, and connections
+    per IP."""
 
     def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str,
-                 actions: str = "60/minute", prefix: str = "chatbotws"):
+                 actions: str = "60/minute", searches: str = "180/minute", prefix: str = "chatbotws"):
         """Use Redis storage when `redis_url` is set, else process memory."""
         backend = (storage.storage_from_string(redis_url, key_prefix=f"{prefix}-limits") if redis_url
                    else storage.MemoryStorage())
@@ -22,6 +23,7 @@ class RateLimiter:
         self._messages_per_ip = parse_many(messages_per_ip)
         self._connections = parse_many(connections)
         self._actions = parse_many(actions)
+        self._searches = parse_many(searches)
 
     def message(self, owner_id: str, ip: str) -> None:
         """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
@@ -45,6 +47,10 @@ class RateLimiter:
         """Count one conversation change (new, rename, delete); raise `rate_limited` when a limit is reached."""
         self._hit([(limit, ("action", owner_id)) for limit in self._actions],
                   "You are changing conversations too quickly.")
+
+    def search(self, owner_id: str) -> None:
+        """Count one search; raise `rate_limited` when a limit is reached."""
+        self._hit([(limit, ("search", owner_id)) for limit in self._searches], "You are searching too quickly.")
 
     def connection(self, ip: str) -> None:
         """Count one connection from `ip`; raise `rate_limited` when too many arrive."""

@@ -56,6 +56,7 @@ def base_config(database_url: str, fake: FakeGroq | None, **overrides) -> dict:
         "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
         "RATE_LIMIT_CONNECTIONS": "1000/minute",
         "RATE_LIMIT_ACTIONS": "1000/minute",
+        "RATE_LIMIT_SEARCH": "1000/minute",
         "DEMO_TOKEN_DELAY": "0",
         "LOG_LEVEL": "warning",
     }
@@ -240,6 +241,7 @@ def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
             "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
             "RATE_LIMIT_CONNECTIONS": "1000/minute",
             "RATE_LIMIT_ACTIONS": "1000/minute",
+            "RATE_LIMIT_SEARCH": "1000/minute",
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
         }

@@ -380,7 +380,7 @@ def test_foreign_conversation_id_is_not_found(socket_client, received, app, even
     assert "mine now" not in titles and titles
 
 
-def test_regenerate_replaces_the_last_reply(socket_client, received, fake_groq, app):
+def test_regenerate_keeps_the_old_reply_as_a_version(socket_client, received, fake_groq, app):
     client, events, session = connect(socket_client, received)
     fake_groq.script(text="First try.")
     ack = client.emit("user_message", {"message": "question"}, callback=True)
@@ -390,8 +390,12 @@ def test_regenerate_replaces_the_last_reply(socket_client, received, fake_groq, 
     assert regen["ok"] is True and regen["reply_id"] != ack["reply_id"]
     assert final_of(events, regen["reply_id"])["message"] == "Second try."
     contents = [m["content"] for m in stored(app, session["session_id"], ack["conversation_id"])]
-    assert contents == ["question", "Second try."]
+    assert contents == ["question", "First try.", "Second try."]
     assert fake_groq.requests[-1]["messages"][-1] == {"role": "user", "content": "question"}
+    shown = events.wait("history", lambda h: any(m["id"] == regen["reply_id"] for m in h["messages"]))["messages"]
+    assert [m["id"] for m in shown] == [ack["message_id"], regen["reply_id"]]
+    assert (shown[1]["version"], shown[1]["versions"]) == (2, 2)
+    assert shown[1]["sibling_ids"] == [ack["reply_id"], regen["reply_id"]]
 
 
 def test_regenerate_without_reply_is_refused(socket_client, received):

@@ -22,6 +22,7 @@ MAX_WORDS = 8  # words of a query used (the rest are ignored)
 MAX_RESULTS = 50
 _WORD = re.compile(r"[^\W_]+")  # what both backends' tokenizers count as a word (letters and digits)
 _SNIPPET_TOKENS = 14
+_SNIPPET_SOURCE_MAX = 100_000  # characters of a message in which a Postgres snippet is looked for
 
 _SQLITE_TITLES = sa.text("""
     SELECT c.id AS conversation_id, c.title AS title, c.updated_at AS created_at
@@ -52,13 +53,10 @@ _PG_MESSAGES = sa.text("""
     FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id, to_tsquery('simple', :query) AS q
     WHERE c.owner_id = :owner AND m.search @@ q
     ORDER BY ts_rank(m.search, q) DESC, m.id DESC LIMIT :limit""").columns(created_at=UTCDateTime)
-# One fragment, a contiguous piece of the text: where it sits tells whether to add ellipses, as FTS5 does.
-_PG_SNIPPETS = sa.text("""
-    SELECT message_id, snippet, strpos(content, snippet) AS at, length(content) AS size FROM (
-        SELECT id AS message_id, content,
-               ts_headline('simple', content, to_tsquery('simple', :query),
-                           'StartSel="", StopSel="", MaxWords=18, MinWords=8, ShortWord=0, MaxFragments=0') AS snippet
-        FROM messages WHERE id IN :ids) AS hit""").bindparams(sa.bindparam("ids", expanding=True))
+# Postgres's ts_headline would drop anything its parser takes for markup (`<b>`), so the window is cut here.
+_PG_SNIPPETS = sa.text(f"""
+    SELECT id AS message_id, left(content, {_SNIPPET_SOURCE_MAX}) AS content
+    FROM messages WHERE id IN :ids""").bindparams(sa.bindparam("ids", expanding=True))
 
 
 def query_words(query: str) -> tuple[list[str], bool]:
@@ -92,6 +90,20 @@ def mark(text: str, words: list[str], prefix: bool) -> list[dict]:
             at = token.end()
     add(text[at:], False)
     return pieces
+
+
+def window(text: str, words: list[str], prefix: bool, size: int = _SNIPPET_TOKENS) -> str:
+    """About `size` words of `text` around its first match, with an ellipsis where the text goes on (as FTS5's
+    snippet() does)."""
+    whole, last = set(words), (words[-1] if prefix and words else None)
+    tokens = list(_WORD.finditer(text))
+    hit = next((i for i, token in enumerate(tokens) if token.group().lower() in whole
+                or (last is not None and token.group().lower().startswith(last))), 0)
+    if len(tokens) <= size:
+        return text.strip()
+    first = min(max(0, hit - size // 3), len(tokens) - size)
+    start, end = tokens[first].start(), tokens[first + size - 1].end()
+    return ("…" if text[:start].strip() else "") + text[start:end] + ("…" if text[end:].strip() else "")
 
 
 def _fts5(words: list[str], prefix: bool) -> str:
@@ -142,16 +154,14 @@ class SearchQueries:
         for hit in hits:
             results.append({"conversation_id": hit.conversation_id, "message_id": hit.message_id, "title": hit.title,
                             "role": hit.role, "created_at": _iso(hit.created_at),
-                            "snippet": mark(_snippet_text(snippets.get(hit.message_id)), words, prefix)})
+                            "snippet": mark(self._snippet(snippets.get(hit.message_id), words, prefix), words,
+                                            prefix)})
         return results
 
+    def _snippet(self, row, words: list[str], prefix: bool) -> str:
+        """A hit's snippet text: FTS5's, or on Postgres a window cut from the message's text."""
+        if row is None:
+            return ""
+        return row.snippet if self.dialect == "sqlite" else window(row.content, words, prefix)
 
-def _snippet_text(row) -> str:
-    """A snippet row's text; on Postgres with an ellipsis where the text goes on beyond it."""
-    if row is None:
-        return ""
-    text = row.snippet or ""
-    at = getattr(row, "at", None)
-    if at:  # Postgres: strpos is 1-based, 0 when the headline is not a piece of the text
-        text = ("…" if at > 1 else "") + text + ("…" if at - 1 + len(row.snippet) < row.size else "")
-    return text
+

@@ -1,4 +1,4 @@
-"""Conversation management for a session's sockets: list, new, open, rename, delete, and idle clean-up."""
+"""Conversation management for a session's sockets: list, new, open, rename, delete, search, and idle clean-up."""
 
 from __future__ import annotations
 
@@ -68,6 +68,15 @@ class ConversationService:
                 self.chat.send_view(other_sid)
         self._changed(state.owner_id)
         return {"ok": True}
+
+    def search(self, sid: str, query: str, limit: int) -> dict:
+        """The session's conversation titles and messages matching `query`, best first (an empty query finds
+        nothing and costs nothing)."""
+        state = self.chat.state(sid)
+        if not query:
+            return {"ok": True, "results": []}
+        self.limiter.search(state.owner_id)
+        return {"ok": True, "results": self.store.search(state.owner_id, query, limit)}
 
     def cleanup(self) -> int:
         """Delete sessions idle longer than SESSION_TTL_DAYS, with all their data; returns how many."""

@@ -1,5 +1,6 @@
 """The chat service: connections (one read for a returning session), turns (one transaction before the first
-upstream byte), stop, resume and paged history. The stream itself runs in the pump.
+upstream byte), stop, resume and paged history. The stream itself runs in the pump; edits, regenerations and
+switching versions are in branches.py, conversation management and search in conversations.py.
 
 Emits through a Socket.IO server object (`emit`, `start_background_task`, `enter_room`/`leave_room` by sid), so it
 works the same under eventlet, gevent and threads, and across processes with a message queue.
@@ -13,7 +14,8 @@ from typing import Any
 
 from .. import protocol
 from ..protocol import ChatError
-from ..store.turns import LAST_SEEN_EVERY, NothingToRegenerate, TurnStart
+from ..store.turns import LAST_SEEN_EVERY, NotEditable, TurnStart
+from .branches import BranchService
 from .context import CONTEXT_MESSAGES, build_context
 from .conversations import ConversationService
 from .pump import StreamPump
@@ -42,6 +44,7 @@ class ChatService:
         self.sockets: dict[str, SocketState] = {}
         self.pump = StreamPump(store=store, provider=provider, replies=replies, socketio=socketio, settings=settings)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
+        self.branches = BranchService(self)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -123,56 +126,46 @@ class ChatService:
         """Store a user message and start its reply in one transaction; returns the ack."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
+        turn, ack = self.take_turn(sid, state, conversation_id, text, client_id)
+        if turn is not None:
+            self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
+                                                     "message": protocol.wire_message(turn.message)},
+                               to=conversation_room(conversation_id), skip_sid=sid)
+            self.start_reply(state.owner_id, turn)
+        return ack
+
+    def take_turn(self, sid: str, state: SocketState, conversation_id: str, text: str, client_id: str | None,
+                  edit_of: int | None = None) -> tuple[TurnStart | None, dict]:
+        """Claim the conversation and store the turn (a new message, or a new version of `edit_of`): (the begun turn,
+        its ack); the turn is None when a resend's client_id was known (its ack is the stored one's)."""
         try:
-            self._reserve(state, conversation_id)
+            self.reserve(state, conversation_id)
         except ChatError as exc:
             # A resend of a message whose reply is still streaming is answered, not refused.
             existing = self.store.find_client_message(state.owner_id, conversation_id, client_id) if (
                 client_id and exc.code == "busy") else None
             if existing is None:
                 raise
-            return self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
+            return None, self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
         try:
             # Checked once the conversation is free (a message refused as busy costs no budget), counted once stored.
             self.limiter.check_message(state.owner_id, state.ip)
             turn = self.store.begin_turn(state.owner_id, conversation_id, text, client_id=client_id,
-                                         context_limit=CONTEXT_MESSAGES)
+                                         context_limit=CONTEXT_MESSAGES, edit_of=edit_of,
+                                         page_size=None if edit_of is None else self.settings["HISTORY_PAGE"])
+        except NotEditable:
+            self.replies.release(conversation_id, state.owner_id)
+            raise ChatError("invalid_message", "Only your own messages can be edited.") from None
         except BaseException:
             self.replies.release(conversation_id, state.owner_id)
             raise
         if turn.duplicate:
             self.replies.release(conversation_id, state.owner_id)
-            return self._duplicate_ack(turn.message, turn.reply, conversation_id)
+            return None, self._duplicate_ack(turn.message, turn.reply, conversation_id)
         self.limiter.count_message(state.owner_id, state.ip)
-        self._join_conversation(sid, state, conversation_id)
-        self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
-                                                 "message": protocol.wire_message(turn.message)},
-                           to=conversation_room(conversation_id), skip_sid=sid)
-        self._start(state.owner_id, turn)
-        return {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
-                "conversation_id": conversation_id}
-
-    def regenerate(self, sid: str, conversation_id: str | None) -> dict:
-        """Replace the last reply of a conversation with a new one; returns the ack."""
-        state = self.state(sid)
-        conversation_id = conversation_id or state.conversation_id
-        self._reserve(state, conversation_id)
-        try:
-            self.limiter.check_message(state.owner_id, state.ip)  # each regeneration is one more upstream request
-            turn = self.store.begin_regenerate(state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES)
-        except NothingToRegenerate:
-            self.replies.release(conversation_id, state.owner_id)
-            raise ChatError("invalid_message", "There is no reply to regenerate yet.") from None
-        except BaseException:
-            self.replies.release(conversation_id, state.owner_id)
-            raise
-        self.limiter.count_message(state.owner_id, state.ip)
-        page = [*turn.history, turn.reply][-self.settings["HISTORY_PAGE"]:]
-        self.socketio.emit("history", protocol.history(conversation_id, page,
-                                                       turn.conversation["message_count"] > len(page)),
-                           to=conversation_room(conversation_id))
-        self._start(state.owner_id, turn)
-        return {"ok": True, "reply_id": turn.reply["id"], "conversation_id": conversation_id}
+        self.join_conversation(sid, state, conversation_id)
+        return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
+                      "conversation_id": conversation_id}
 
     def stop(self, sid: str, reply_id: int | None) -> dict:
         """Stop a reply in flight (the socket's conversation's, when no id is given)."""
@@ -194,7 +187,7 @@ class ChatService:
         owner = self.replies.owner_of(reply_id)
         # Join the room before reading the log: a delta sent meanwhile then arrives live (the client drops repeats).
         if owner is not None and owner[0] == state.owner_id:
-            self._join_conversation(sid, state, owner[1])
+            self.join_conversation(sid, state, owner[1])
         known = self.replies.since(reply_id, after_seq) if owner and owner[0] == state.owner_id else None
         if known is not None:
             deltas, final = known
@@ -216,16 +209,14 @@ class ChatService:
     def switch(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Move a socket to another of its session's conversations (and make it the session's active one)."""
         self.store.set_active_conversation(state.owner_id, conversation_id)  # NotFound for a foreign id
-        self._join_conversation(sid, state, conversation_id)
+        self.join_conversation(sid, state, conversation_id)
 
     def welcome(self, conversation_id: str) -> dict:
         """The welcome `bot_message` of an empty conversation (not stored)."""
         return protocol.welcome(conversation_id, WELCOME + (DEMO_NOTE if getattr(self.provider, "demo", False)
                                                             else ""))
 
-    # ---- internals ---------------------------------------------------------------------------------------
-
-    def _reserve(self, state: SocketState, conversation_id: str) -> None:
+    def reserve(self, state: SocketState, conversation_id: str) -> None:
         """Claim the conversation for one reply, or refuse with busy / rate_limited."""
         refused = self.replies.reserve(conversation_id, state.owner_id, self.settings["MAX_CONCURRENT_REPLIES"])
         if refused == "busy":
@@ -236,17 +227,19 @@ class ChatService:
             raise ChatError("rate_limited", "Too many replies are being written for you at once. "
                             "Wait for one to finish.", retry_after=1.0)
 
-    def _start(self, owner_id: str, turn: TurnStart) -> None:
+    def start_reply(self, owner_id: str, turn: TurnStart) -> None:
         """Hand a begun turn to the pump with its context."""
         context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
         self.pump.start(owner_id, turn.reply, turn.conversation, context)
 
-    def _join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
+    def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""
         if conversation_id != state.conversation_id:
             self.socketio.server.leave_room(sid, conversation_room(state.conversation_id))
             state.conversation_id = conversation_id
             self.socketio.server.enter_room(sid, conversation_room(conversation_id))
+
+    # ---- internals ---------------------------------------------------------------------------------------
 
     @staticmethod
     def _duplicate_ack(message: dict, reply: dict | None, conversation_id: str) -> dict:

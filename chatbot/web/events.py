@@ -14,6 +14,7 @@ import chatbot.protocol as protocol
 from ..extensions import socketio
 from ..protocol import ChatError
 from ..store import NotFound
+from ..store.search import MAX_RESULTS, QUERY_MAX
 from .sessions import COOKIE_NAME
 
 log = logging.getLogger("chatbot.events")
@@ -134,9 +135,38 @@ def on_resume(payload=None):
 @socketio.on("regenerate")
 @edge
 def on_regenerate(payload=None):
-    """Sent when the user asks for another answer: the last reply is replaced by a new streamed one."""
+    """Sent when the user asks for another answer: a new version of the last reply streams (the old one stays)."""
     data = protocol.payload_dict(payload)
-    return service().regenerate(request.sid, protocol.optional_id(data, "conversation_id"))
+    return service().branches.regenerate(request.sid, protocol.optional_id(data, "conversation_id"))
+
+
+@socketio.on("edit_message")
+@edge
+def on_edit_message(payload=None):
+    """Sent when the user resends an edited message: a new version of it streams its own reply (the old stays)."""
+    data = protocol.payload_dict(payload)
+    text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
+    ack = service().branches.edit(request.sid, protocol.message_id(data), text, protocol.client_id(data))
+    log.info("event=edit_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
+             ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
+    return ack
+
+
+@socketio.on("switch_branch")
+@edge
+def on_switch_branch(payload=None):
+    """Sent when the user flips a message's versions (‹ 2/3 ›) or opens a search result off the shown path."""
+    data = protocol.payload_dict(payload)
+    return service().branches.switch(request.sid, protocol.message_id(data))
+
+
+@socketio.on("search")
+@edge
+def on_search(payload=None):
+    """Sent as the user types in the sidebar's search box: the session's matching titles and messages."""
+    data = protocol.payload_dict(payload)
+    return service().conversations.search(request.sid, protocol.search_query(data, QUERY_MAX),
+                                          protocol.search_limit(data, MAX_RESULTS))
 
 
 @socketio.on("load_more")

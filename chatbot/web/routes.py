@@ -101,7 +101,7 @@ def metrics():
 
 @bp.get("/conversations/<conversation_id>/export.<fmt>")
 def export(conversation_id: str, fmt: str):
-    """Download one of the session's conversations as Markdown or JSON."""
+    """Download one of the session's conversations: JSON holds the whole tree, Markdown the active path."""
     owner_id = _request_owner()
     if fmt not in ("md", "json"):
         return _not_found()
@@ -110,7 +110,11 @@ def export(conversation_id: str, fmt: str):
     store = current_app.extensions["chatbot"].store
     try:
         conversation = store.get_conversation(owner_id, conversation_id)
-        messages = store.list_messages(owner_id, conversation_id)
+        if fmt == "json":  # the whole tree: every version, each with its parent_id, and the path shown
+            leaf, messages = store.tree(owner_id, conversation_id)
+            conversation = {**conversation, "active_leaf_id": leaf}
+        else:  # what the page shows: the active path
+            messages = store.active_path(owner_id, conversation_id)
     except NotFound:
         return _not_found()
     filename = f"conversation-{conversation_id[:8]}.{fmt}"

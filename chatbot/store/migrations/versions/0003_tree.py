@@ -71,12 +71,22 @@ SQLITE_SEARCH = [
         WHERE conversations_fts MATCH 'conversation_key : "' || old.id || '"';
     END""",
 ]
+# Postgres's parser would read `<b>` as markup, `example.com` as one host name and `3.5` as one number; with ASCII
+# punctuation made blank it splits text into runs of letters and digits, like SQLite's unicode61 and the store.
+_PUNCTUATION = "!\"#$%&''()*+,-./:;<=>?@[\\]^_`{|}~"
+
+
+def _pg_words(column: str) -> str:
+    """The tsvector of a text column's words (SQL)."""
+    return f"to_tsvector('simple', translate({column}, '{_PUNCTUATION}', '{' ' * 32}'))"
+
+
 POSTGRES_SEARCH = [
     # NULL while streaming: a checkpoint then changes no indexed value (and may stay a HOT update).
     "ALTER TABLE messages ADD COLUMN search tsvector GENERATED ALWAYS AS "
-    "(CASE WHEN status = 'streaming' THEN NULL ELSE to_tsvector('simple', content) END) STORED",
+    f"(CASE WHEN status = 'streaming' THEN NULL ELSE {_pg_words('content')} END) STORED",
     "CREATE INDEX ix_messages_search ON messages USING gin (search)",
-    "ALTER TABLE conversations ADD COLUMN search tsvector GENERATED ALWAYS AS (to_tsvector('simple', title)) STORED",
+    f"ALTER TABLE conversations ADD COLUMN search tsvector GENERATED ALWAYS AS ({_pg_words('title')}) STORED",
     "CREATE INDEX ix_conversations_search ON conversations USING gin (search)",
 ]
 

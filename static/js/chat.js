@@ -3,14 +3,18 @@
 
 /* global io */
 
+import { addEditButton, branchHooks, setBranchesBusy } from "./branches.js";
 import { Composer } from "./composer.js";
 import {
-  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, refreshRegenerate,
-  olderFailed, prependOlder, renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
+  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, messageElement,
+  olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, revealMessage, streamingReply,
+  updateTitle, view, wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
+import { Search } from "./search.js";
 import { Sidebar, titleOf } from "./sidebar.js";
+import { setDisconnected, setStatus, statusHooks } from "./status.js";
 import { showError } from "./toasts.js";
 
 const ACK_TIMEOUT_MS = 20000;
@@ -61,14 +65,33 @@ const sidebar = new Sidebar({
   remove: (id) => request("delete_conversation", { conversation_id: id }),
 });
 
+const search = new Search({
+  search: (query, limit) => request("search", { query, limit }).then((resp) => resp && (resp.results || [])),
+  open: (result) => {
+    sidebar.closeDrawer(false);
+    openResult(result);
+  },
+  reveal: () => sidebar.narrow.matches && sidebar.openDrawer(),
+});
+
 Object.assign(hooks, {
-  changed: () => composer.set({ streaming: streamingReply() !== null, stopping: false }),
+  changed: () => {
+    const streaming = streamingReply() !== null;
+    composer.set({ streaming, stopping: false });
+    setBranchesBusy(streaming);
+  },
   regenerate,
   activated: (id) => sidebar.setActive(id),
   conversation: (id) => sidebar.find(id),
   titleOf,
-  loadOlder,
+  loadOlder: () => fetchOlder(),
 });
+
+Object.assign(branchHooks, { switchTo, edit: editMessage });
+statusHooks.changed = (connected) => {
+  state.connected = connected;
+  composer.set({ connected });
+};
 
 /** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null. */
 function request(event, payload) {
@@ -132,6 +155,7 @@ function emitUserMessage(pending) {
       return;
     }
     el.dataset.messageId = String(resp.message_id);
+    addEditButton(el);
     // A history re-sent meanwhile may already hold this message (keep one copy) or may predate it (put it back).
     const twin = list.querySelector(`.msg--user[data-message-id="${CSS.escape(String(resp.message_id))}"]`);
     if (twin && twin !== el) el.remove();
@@ -160,6 +184,48 @@ function regenerate() {
   });
 }
 
+/** Resend an edited user message as a new version of it; resolves to true once the server took it. */
+function editMessage(messageId, text) {
+  const clientId = randomId();
+  state.sentClientIds.add(clientId);
+  const payload = { message_id: Number(messageId), message: text, client_id: clientId };
+  return request("edit_message", payload).then((resp) => {
+    if (!resp) return false;
+    // The new path's history came first; the reply streams into it.
+    if (resp.reply_id != null) ensureReplyBubble(resp.reply_id, String(resp.conversation_id));
+    return true;
+  });
+}
+
+/** Show another version of a message: the server makes its newest path active and sends the new history. */
+function switchTo(messageId, direction) {
+  request("switch_branch", { message_id: Number(messageId) }).then((resp) => {
+    const el = resp && messageElement(messageId);
+    if (!el) return;
+    revealMessage(el, { highlight: false });
+    // Keep the keyboard on the switcher, so that the arrows can be pressed again.
+    el.querySelector(`.version-btn[data-step="${direction === "prev" ? -1 : 1}"]`)?.focus();
+  });
+}
+
+/** Open a search result: its conversation, then the message (up the shown path, or on the branch it is on). */
+async function openResult(result) {
+  const conversationId = String(result.conversation_id);
+  if (conversationId !== view.activeId) {
+    if (!(await request("open_conversation", { conversation_id: conversationId }))) return;
+  }
+  if (result.message_id == null) return;
+  let el = messageElement(result.message_id);
+  while (!el && view.more && view.activeId === conversationId && (await fetchOlder())) {
+    el = messageElement(result.message_id);
+  }
+  if (!el && view.activeId === conversationId) {
+    if (!(await request("switch_branch", { message_id: Number(result.message_id) }))) return;
+    el = messageElement(result.message_id);
+  }
+  if (el) revealMessage(el);
+}
+
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
 function resumeReply(reply) {
   const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1 };
@@ -167,24 +233,6 @@ function resumeReply(reply) {
     if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
     if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
   });
-}
-
-// ---- connection status ----------------------------------------------------------------------------------------
-
-/** Show the connection state truthfully: connecting, connected, reconnecting or offline. */
-function setStatus(kind, text, detail = "") {
-  const status = document.getElementById("status");
-  status.dataset.state = kind;
-  status.title = detail;
-  document.getElementById("status-text").textContent = text;
-  state.connected = kind === "connected";
-  composer.set({ connected: state.connected });
-}
-
-/** Show "reconnecting", or "offline" when the browser knows the network is gone. */
-function setDisconnected(detail = "") {
-  if (navigator.onLine === false) setStatus("offline", "Offline", "No network: waiting for it to come back");
-  else setStatus("reconnecting", "Reconnecting…", detail);
 }
 
 // ---- server events --------------------------------------------------------------------------------------------
@@ -238,11 +286,16 @@ function renderConversations(data) {
   updateTitle();
 }
 
-/** Fetch the page of messages before `beforeId` and put it above what is shown. */
-function loadOlder(conversationId, beforeId) {
-  request("load_more", { conversation_id: conversationId, before_id: beforeId }).then((resp) => {
+/** Fetch the page of messages above the oldest one shown and put it there; resolves to whether it did. */
+function fetchOlder() {
+  const oldest = list.querySelector("[data-message-id]");
+  if (!oldest || !view.more) return Promise.resolve(false);
+  view.loadingOlder = true;
+  const payload = { conversation_id: view.activeId, before_id: Number(oldest.dataset.messageId) };
+  return request("load_more", payload).then((resp) => {
     if (resp) prependOlder(String(resp.conversation_id), resp.messages || [], Boolean(resp.more));
     else olderFailed();
+    return Boolean(resp);
   });
 }
 
@@ -298,8 +351,10 @@ function connect() {
   socket.on("user_message_echo", (data) => {
     const message = data.message || {};
     if (state.sentClientIds.has(message.client_id) || String(data.conversation_id) !== view.activeId) return;
-    appendMessage(createMessage({ role: "user", content: message.content || "", createdAt: message.created_at,
-      id: message.id }));
+    const el = createMessage({ role: "user", content: message.content || "", createdAt: message.created_at,
+      id: message.id });
+    addEditButton(el);
+    appendMessage(el);
     refreshRegenerate();
   });
   socket.on("bot_start", (data) => ensureReplyBubble(data.reply_id, String(data.conversation_id)));
@@ -339,4 +394,4 @@ function start() {
 start();
 
 // Exposed for debugging in the console and for the browser tests' diagnostics; holds no secrets.
-window.chatbotws = { state, view, getText };
+window.chatbotws = { state, view, getText, search };

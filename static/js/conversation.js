@@ -1,11 +1,13 @@
 // The conversation on screen: the message list, following the newest text, per-reply stream state (ordered
 // deltas, re-rendered at most once per animation frame) and history rendering. No socket code lives here.
 
+import { decorateMessage } from "./branches.js";
 import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
 
 const STICK_THRESHOLD_PX = 80;
+const FOUND_MS = 2400; // how long a message opened from search stays highlighted
 // Older messages are asked for when the reader scrolls this close to the top of a paged history.
 const LOAD_OLDER_PX = 200;
 
@@ -176,7 +178,7 @@ export function refreshRegenerate() {
 
 // ---- history --------------------------------------------------------------------------------------------------
 
-/** Build the bubble of one stored message; a reply still streaming is recorded in `toResume`. */
+/** Build the bubble of one stored message (with its versions); a reply still streaming is recorded in `toResume`. */
 function historyElement(message, conversationId, seen, toResume) {
   const isUser = message.role === "user";
   const el = createMessage({
@@ -185,6 +187,7 @@ function historyElement(message, conversationId, seen, toResume) {
     createdAt: message.created_at,
     id: message.id,
   });
+  decorateMessage(el, message);
   if (isUser) return el;
   if (message.reply_id != null) el.dataset.replyId = String(message.reply_id);
   const known = message.reply_id != null ? view.replies.get(String(message.reply_id)) : null;
@@ -277,6 +280,25 @@ export function renderHistory(conversationId, messages, unconfirmed = [], more =
   refreshRegenerate();
   hooks.changed();
   return toResume;
+}
+
+/** Return the bubble of a message id in the conversation shown, if it is on screen. */
+export function messageElement(messageId) {
+  return list.querySelector(`[data-message-id="${CSS.escape(String(messageId))}"]`);
+}
+
+/** Bring a message into view and highlight it briefly (a search result opened, a version flipped to). */
+export function revealMessage(el, { highlight = true } = {}) {
+  view.stuck = false;
+  jumpButton.hidden = false;
+  el.scrollIntoView({ block: "center" });
+  // Bubbles above it get their real heights only once laid out (content-visibility): settle once more.
+  requestAnimationFrame(() => el.isConnected && el.scrollIntoView({ block: "center" }));
+  if (!highlight) return;
+  el.classList.remove("msg--found");
+  void el.offsetWidth; // restart the animation when the same message is found twice
+  el.classList.add("msg--found");
+  setTimeout(() => el.classList.remove("msg--found"), FOUND_MS);
 }
 
 /** Show the active conversation's title in the top bar and the tab. */

@@ -398,7 +398,7 @@ def test_page_errors_are_shown_kindly(live_server, fake_groq, open_chat):
     assert_clean(page, server)
 
 
-def test_page_renders_a_thousand_message_history_in_one_batch(live_server, open_chat, database_url):
+def test_page_pages_a_thousand_message_history(live_server, open_chat, database_url):
     from chatbot.store import Store
     from chatbot.web.sessions import COOKIE_NAME, SessionTokens
 
@@ -415,11 +415,18 @@ def test_page_renders_a_thousand_message_history_in_one_batch(live_server, open_
     cookie = {"name": COOKIE_NAME, "value": SessionTokens(SECRET, 86400).issue(owner), "url": server.url}
 
     page = open_chat(server, cookies=[cookie], init_script=COUNT_BATCHES)
-    expect(page.locator(".msg")).to_have_count(1000)
-    assert page.evaluate("window.__batches") == [1000]  # one DOM insertion for the whole history
+    expect(page.locator(".msg")).to_have_count(50)  # history is paged: the newest HISTORY_PAGE messages
     expect(page.locator(".msg").last).to_contain_text("message 0999")
     expect(page.locator(".msg").last).to_be_in_viewport()
     expect(page.locator("#conversation-title")).to_have_text("Long chat")
+    # Scrolled to the top, the page asks for the page before; what the reader looked at stays in view.
+    for shown in range(100, 1001, 50):
+        top = page.locator(f'.msg[data-message-id="{page.locator(".msg").first.get_attribute("data-message-id")}"]')
+        page.evaluate("document.getElementById('messages').scrollTop = 0")
+        expect(page.locator(".msg")).to_have_count(shown)
+        expect(top).to_be_in_viewport()
+    expect(page.locator(".msg").first).to_contain_text("message 0000")
+    assert page.evaluate("window.__batches") == [50] * 20  # one DOM insertion per page
     # Mark an old bubble: a later turn must leave it alone (no re-render of old messages).
     page.evaluate("document.querySelector('.msg').__marker = 'kept'")
     send(page, "one more")

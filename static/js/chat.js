@@ -253,6 +253,8 @@ function connect() {
 
   socket.on("connect", () => {
     setStatus("connected", "Connected");
+    // A connect sends only what the tab shows; the sidebar asks for the list itself.
+    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
     for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
   });
   socket.on("disconnect", (reason) => {
@@ -281,8 +283,6 @@ function connect() {
   socket.on("session_id", (data) => {
     document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
     document.getElementById("model-name").textContent = data.model || config.model;
-    // A connect sends only what the tab shows; the sidebar asks for the list itself.
-    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
   });
   socket.on("history", (data) => {
     const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),

@@ -58,7 +58,7 @@ def test_user_message_streams_reply_in_order(socket_client, received, fake_groq,
     assert ack["ok"] is True and ack["conversation_id"] == conversation_id
     final = final_of(events, ack["reply_id"])
     start = events.wait("bot_start")
-    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id}
+    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id, "model": "openai/gpt-oss-120b"}
     deltas = [d for d in events.of("bot_delta") if d["reply_id"] == ack["reply_id"]]
     assert [d["seq"] for d in deltas] == list(range(len(deltas)))
     assert "".join(d["text"] for d in deltas) == final["message"] == fake_groq.last_text

@@ -48,7 +48,8 @@ def test_routes_readyz_reports_a_failed_database(app, monkeypatch):
 
 def test_routes_metrics_are_prometheus_text(app):
     body = app.test_client().get("/metrics").get_data(as_text=True)
-    for name in ("chatbot_connected_sockets 0", "chatbot_replies_in_flight 0", "chatbot_replies_started_total 0"):
+    for name in ("chatbot_connected_sockets 0", "chatbot_replies_in_flight 0",
+                 'chatbot_replies_total{outcome="complete"} 0.0'):
         assert name in body
 
 

@@ -510,3 +510,40 @@ def test_page_refused_connection_says_why(live_server, browser, open_chat):
         expect(page.locator(".toast")).to_contain_text("Too many connections from your network.")
     finally:
         context.close()
+
+
+def test_page_thinking_streams_folds_and_reopens_picker_and_usage(live_server, fake_groq, open_chat):
+    server = live_server()
+    page = open_chat(server)
+    thinking = " ".join(f"thought{i}" for i in range(12))
+    fake_groq.script(reasoning=thinking, text="The answer, after thinking.", delay=0.005, hold_after=6)
+    send(page, "think first")
+    block = last_reply(page).locator(".msg-thinking")
+    expect(block).to_be_visible()
+    expect(block).to_have_attribute("open", "")  # open while the model thinks
+    expect(block.locator(".msg-thinking-label")).to_have_text("Thinking…")
+    expect(block.locator(".msg-thinking-body")).to_contain_text("thought0")
+    fake_groq.release()
+    reply = wait_final(page, "The answer, after thinking.")
+    expect(block).not_to_have_attribute("open", "")  # folded once the answer started
+    expect(block.locator(".msg-thinking-label")).to_have_text(re.compile(r"^Thought for \d+\.\d s$"))
+    block.locator("summary").click()
+    expect(block).to_have_attribute("open", "")  # and it reopens
+    expect(block.locator(".msg-thinking-body")).to_have_text(thinking)
+    usage = reply.locator(".msg-usage")
+    expect(usage).to_have_text(re.compile(r"^\d+ tokens · \d+ tok/s · first token \d+\.\d\d s$"))
+
+    picker = page.locator("#model-picker")
+    expect(picker).to_be_enabled()
+    expect(picker.locator("option")).to_contain_text(["(default)"])
+    picker.select_option("openai/gpt-oss-20b")
+    expect(page.locator(".conversation.is-active")).to_be_visible()
+    fake_groq.script(text="Smaller model here.")
+    send(page, "and now?")
+    wait_final(page, "Smaller model here.")
+    assert fake_groq.requests[-1]["model"] == "openai/gpt-oss-20b"
+    page.reload()
+    expect(page.locator("#model-picker")).to_have_value("openai/gpt-oss-20b")
+    reloaded = page.locator(".msg--bot .msg-thinking").first
+    expect(reloaded.locator(".msg-thinking-label")).to_have_text("Thoughts")  # kept, folded, in history
+    assert_clean(page, server)

@@ -174,6 +174,22 @@ def test_usage_and_speed_in_the_final_message_and_history(socket_client, receive
     assert message["usage"] == usage and message["speed"] == speed and message["model"] == "openai/gpt-oss-120b"
 
 
+
+def test_export_json_carries_reasoning_usage_and_speed(socket_client, received, fake_groq, app):
+    client, events, session = connect(socket_client, received)
+    fake_groq.script(reasoning=THINKING, text="Exported.")
+    ack = client.emit("user_message", {"message": "export me"}, callback=True)
+    final_of(events, ack["reply_id"])
+    response = app.test_client().get(f"/conversations/{ack['conversation_id']}/export.json",
+                                     headers={"Authorization": f"Bearer {session['token']}"})
+    reply = response.get_json()["messages"][-1]
+    assert reply["reasoning"] == THINKING and reply["usage"]["completion_tokens"] > 0
+    assert reply["speed"]["tokens_per_second"] > 0 and reply["model"] == "openai/gpt-oss-120b"
+    markdown = app.test_client().get(f"/conversations/{ack['conversation_id']}/export.md",
+                                     headers={"Authorization": f"Bearer {session['token']}"}).get_data(as_text=True)
+    assert "> **Thinking**" in markdown and THINKING in markdown
+
+
 def scrape(app) -> dict[tuple[str, tuple], float]:
     """The app's /metrics as {(sample name, sorted labels): value}."""
     body = app.test_client().get("/metrics").get_data(as_text=True)

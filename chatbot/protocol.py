@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 MESSAGES = {
-    "session_not_found": "That session is not this connection's session. Reload the page to start again.",
+    # Starts with the seed server's own text, so a seed client that matched on it still does.
+    "session_not_found": "Session not found: that is not this connection's session. Reload the page to start again.",
     "invalid_message": "That message could not be read.",
     "message_too_long": "That message is too long.",
     "busy": "A reply is still being written in this conversation. Wait for it or stop it first.",

@@ -107,6 +107,7 @@ def test_user_message_foreign_session_id_is_session_not_found(socket_client, rec
     client, events, session = connect(socket_client, received)
     ack = client.emit("user_message", {"session_id": "f" * 32, "message": "hello"}, callback=True)
     assert ack == {"ok": False, "error": {"code": "session_not_found", "message": ack["error"]["message"]}}
+    assert ack["error"]["message"].startswith("Session not found")  # the seed's text, first
     assert events.wait("error")["code"] == "session_not_found"
     conversation_id = events.wait("history")["conversation_id"]
     assert stored(app, session["session_id"], conversation_id) == []

@@ -65,7 +65,7 @@ class MessageQueries:
         row = {
             "conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
             "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-            "finish_reason": None, "error_code": None, "parent_id": None,
+            "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": None,
         }  # fmt: skip
         try:
             with self._transaction() as conn:
@@ -124,6 +124,8 @@ class MessageQueries:
         usage: dict | None = None,
         finish_reason: str | None = None,
         error_code: str | None = None,
+        model: str | None = None,
+        speed: dict | None = None,
     ) -> None:
         """Checkpoint a reply with one UPDATE by primary key; None leaves a field as is; NotFound if gone."""
         if status is not None and status not in STATUSES:
@@ -134,6 +136,7 @@ class MessageQueries:
             "content": None if content is None else _clean_stream_text(content),
             "reasoning": None if reasoning is None else _clean_stream_text(reasoning),
             "status": status, "usage": usage, "finish_reason": finish_reason, "error_code": error_code,
+            "model": model, "speed": speed,
         }  # fmt: skip
         changes = {key: value for key, value in changes.items() if value is not None}
         if not changes:

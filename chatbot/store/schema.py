@@ -86,6 +86,7 @@ messages = sa.Table(
     sa.Column("finish_reason", sa.String(32), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
+    sa.Column("speed", sa.JSON(none_as_null=True), nullable=True),  # {ttft, tokens_per_second} of a reply
     # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
     # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
     sa.Column("parent_id", sa.Integer, nullable=True),
@@ -110,7 +111,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code", "parent_id",
+    "finish_reason", "error_code", "model", "speed", "parent_id",
 )  # fmt: skip
 
 

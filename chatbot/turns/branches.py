@@ -75,5 +75,6 @@ class BranchService:
 
     def _show(self, conversation_id: str, page: list[dict], more: bool) -> None:
         """Send the conversation's new path to every socket showing it."""
-        self.chat.socketio.emit("history", protocol.history(conversation_id, page, more),
+        self.chat.socketio.emit("history", protocol.history(conversation_id, page, more,
+                                                            reasoning=self.chat.show_reasoning),
                                 to=conversation_room(conversation_id))

@@ -6,11 +6,12 @@
 import { addEditButton, branchHooks, setBranchesBusy } from "./branches.js";
 import { Composer } from "./composer.js";
 import {
-  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, messageElement,
-  olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, revealMessage, streamingReply,
-  updateTitle, view, wireScrolling,
+  announce, appendMessage, applyDelta, applyReasoning, ensureReplyBubble, finishReply, followBottom, hooks, list,
+  messageElement, olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, revealMessage,
+  streamingReply, updateTitle, view, wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
+import { ModelPicker } from "./models.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
 import { Search } from "./search.js";
 import { Sidebar, titleOf } from "./sidebar.js";
@@ -58,6 +59,12 @@ const composer = new Composer({
   announce,
 });
 
+const picker = new ModelPicker((model) => {
+  request("set_model", { conversation_id: view.activeId, model }).then((resp) => {
+    if (!resp) picker.show(sidebar.find(view.activeId)?.model); // refused: show what the conversation still uses
+  });
+});
+
 const sidebar = new Sidebar({
   open: (id) => request("open_conversation", { conversation_id: id }),
   create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
@@ -81,7 +88,10 @@ Object.assign(hooks, {
     setBranchesBusy(streaming);
   },
   regenerate,
-  activated: (id) => sidebar.setActive(id),
+  activated: (id) => {
+    sidebar.setActive(id);
+    picker.show(sidebar.find(id)?.model);
+  },
   conversation: (id) => sidebar.find(id),
   titleOf,
   loadOlder: () => fetchOlder(),
@@ -228,7 +238,8 @@ async function openResult(result) {
 
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
 function resumeReply(reply) {
-  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1 };
+  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1,
+    after_reasoning_seq: reply.nextReasoningSeq - 1 };
   state.socket.timeout(ACK_TIMEOUT_MS).emit("resume", payload, (err, resp) => {
     if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
     if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
@@ -263,7 +274,9 @@ function onBotMessage(data) {
   if (data.created_at) setTime(reply.el, data.created_at);
   const status = FINISH_STATUS[data.finish_reason] || "complete";
   const note = data.error && data.error.message ? data.error.message : "";
-  finishReply(reply, { text: data.message ?? reply.text, status, note });
+  finishReply(reply, { text: data.message ?? reply.text, status, note, reasoning: data.reasoning || null,
+    usage: data.usage, speed: data.speed, model: data.model });
+  if (data.error && data.error.code === "model_unavailable") picker.nudge();
   followBottom();
   const label = status === "complete" ? "" : ` (${status === "error" ? "failed" : status})`;
   announce(`Assistant replied${label}: ${summary(reply.el)}`);
@@ -283,6 +296,7 @@ function onError(data) {
 /** Show the session's conversation list (the `conversations` event, or the list_conversations ack). */
 function renderConversations(data) {
   sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  picker.show(sidebar.find(view.activeId)?.model);
   updateTitle();
 }
 
@@ -306,6 +320,9 @@ function connect() {
 
   socket.on("connect", () => {
     setStatus("connected", "Connected");
+    // A connect sends only what the tab shows; the sidebar asks for the list itself.
+    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
+    request("list_models", {}).then((resp) => resp && picker.setModels(resp));
     for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
   });
   socket.on("disconnect", (reason) => {
@@ -334,8 +351,6 @@ function connect() {
   socket.on("session_id", (data) => {
     document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
     document.getElementById("model-name").textContent = data.model || config.model;
-    // A connect sends only what the tab shows; the sidebar asks for the list itself.
-    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
   });
   socket.on("history", (data) => {
     const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),
@@ -346,6 +361,7 @@ function connect() {
   socket.on("conversation_updated", (data) => {
     if (!data || !data.conversation) return;
     sidebar.upsert(data.conversation);
+    if (String(data.conversation.id) === view.activeId) picker.show(data.conversation.model);
     updateTitle();
   });
   socket.on("user_message_echo", (data) => {
@@ -358,6 +374,10 @@ function connect() {
     refreshRegenerate();
   });
   socket.on("bot_start", (data) => ensureReplyBubble(data.reply_id, String(data.conversation_id)));
+  socket.on("bot_reasoning", (data) => {
+    const reply = view.replies.get(String(data.reply_id));
+    if (reply) applyReasoning(reply, Number(data.seq), String(data.text ?? ""));
+  });
   socket.on("bot_delta", (data) => {
     const reply = view.replies.get(String(data.reply_id));
     if (reply) applyDelta(reply, Number(data.seq), String(data.text ?? ""));

@@ -7,12 +7,13 @@ import { addEditButton, branchHooks, setBranchesBusy } from "./branches.js";
 import { Composer } from "./composer.js";
 import {
   announce, appendMessage, applyDelta, applyReasoning, ensureReplyBubble, finishReply, followBottom, hooks, list,
-  messageElement, olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, revealMessage,
-  streamingReply, updateTitle, view, wireScrolling,
+  olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, streamingReply, updateTitle, view,
+  wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
 import { ModelPicker } from "./models.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
+import { Navigation } from "./navigation.js";
 import { Search } from "./search.js";
 import { Sidebar, titleOf } from "./sidebar.js";
 import { setDisconnected, setStatus, statusHooks } from "./status.js";
@@ -72,11 +73,13 @@ const sidebar = new Sidebar({
   remove: (id) => request("delete_conversation", { conversation_id: id }),
 });
 
+const navigation = new Navigation({ request, fetchOlder });
+
 const search = new Search({
   search: (query, limit) => request("search", { query, limit }).then((resp) => resp && (resp.results || [])),
   open: (result) => {
     sidebar.closeDrawer(false);
-    openResult(result);
+    navigation.openResult(result);
   },
   reveal: () => sidebar.narrow.matches && sidebar.openDrawer(),
 });
@@ -97,7 +100,7 @@ Object.assign(hooks, {
   loadOlder: () => fetchOlder(),
 });
 
-Object.assign(branchHooks, { switchTo, edit: editMessage });
+Object.assign(branchHooks, { switchTo: (id, direction) => navigation.switchTo(id, direction), edit: editMessage });
 statusHooks.changed = (connected) => {
   state.connected = connected;
   composer.set({ connected });
@@ -205,35 +208,6 @@ function editMessage(messageId, text) {
     if (resp.reply_id != null) ensureReplyBubble(resp.reply_id, String(resp.conversation_id));
     return true;
   });
-}
-
-/** Show another version of a message: the server makes its newest path active and sends the new history. */
-function switchTo(messageId, direction) {
-  request("switch_branch", { message_id: Number(messageId) }).then((resp) => {
-    const el = resp && messageElement(messageId);
-    if (!el) return;
-    revealMessage(el, { highlight: false });
-    // Keep the keyboard on the switcher, so that the arrows can be pressed again.
-    el.querySelector(`.version-btn[data-step="${direction === "prev" ? -1 : 1}"]`)?.focus();
-  });
-}
-
-/** Open a search result: its conversation, then the message (up the shown path, or on the branch it is on). */
-async function openResult(result) {
-  const conversationId = String(result.conversation_id);
-  if (conversationId !== view.activeId) {
-    if (!(await request("open_conversation", { conversation_id: conversationId }))) return;
-  }
-  if (result.message_id == null) return;
-  let el = messageElement(result.message_id);
-  while (!el && view.more && view.activeId === conversationId && (await fetchOlder())) {
-    el = messageElement(result.message_id);
-  }
-  if (!el && view.activeId === conversationId) {
-    if (!(await request("switch_branch", { message_id: Number(result.message_id) }))) return;
-    el = messageElement(result.message_id);
-  }
-  if (el) revealMessage(el);
 }
 
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */

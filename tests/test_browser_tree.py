@@ -85,6 +85,8 @@ def test_page_search_and_open_a_result_on_another_branch(live_server, fake_groq,
     user_message(page).locator(".msg-editor-input").press("Enter")
     wait_final(page, "Frogs jump far.")
     page.locator("#new-conversation").click()
+    expect(page.locator(".msg")).to_have_count(1)  # the new, empty conversation shows (its welcome)
+    expect(page.locator(".msg--welcome")).to_be_visible()
     send(page, "something else entirely")
     wait_final(page)
     expect(page.locator("#conversation-list .conversation")).to_have_count(2)

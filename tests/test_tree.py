@@ -302,3 +302,20 @@ def test_store_switch_branch_of_another_owner_is_not_found(store):
         with pytest.raises(NotFound):
             store.switch_branch(intruder, bad, 10)
     assert store.get_active_conversation(intruder) != conversation["id"]
+
+
+def test_store_switch_branch_goes_to_the_newest_leaf_not_the_newest_child(store):
+    owner, conversation = store.create_session()
+    first = store.begin_turn(owner, conversation["id"], "q", client_id=None, context_limit=10)
+    store.update_message(first.reply["id"], content="a1", status="complete")
+    second = store.begin_regenerate(owner, conversation["id"], context_limit=10)  # a2: the newest child of q
+    store.update_message(second.reply["id"], content="a2", status="complete")
+    store.switch_branch(owner, first.reply["id"], 10)
+    later = store.begin_turn(owner, conversation["id"], "q2", client_id=None, context_limit=10)  # under a1
+    store.update_message(later.reply["id"], content="later", status="complete")
+    store.switch_branch(owner, second.reply["id"], 10)
+    branch = store.switch_branch(owner, first.message["id"], 10)
+    assert branch.leaf_id == later.reply["id"]
+    assert [(m["content"], m["version"], m["versions"]) for m in branch.messages] == [
+        ("q", 1, 1), ("a1", 1, 2), ("q2", 1, 1), ("later", 1, 1)]
+    assert [m["content"] for m in store.active_path(owner, conversation["id"])] == ["q", "a1", "q2", "later"]

@@ -31,22 +31,48 @@ def active_leaf() -> sa.ColumnElement:
     return sa.func.coalesce(conversations.c.active_leaf_id, newest.scalar_subquery())
 
 
-def read_path(conn: Connection, conversation_id: str, start, limit: int | None) -> tuple[list[dict], bool]:
-    """The path from message `start` (an id or an SQL expression) up towards the root: at most `limit` messages
-    (all with None), oldest first, and whether older ones exist above them."""
-    if start is None or limit == 0:
-        return [], False
+def _path_query(bounded: bool) -> sa.Select:
+    """The messages on the path from message :start up towards the root (at most :limit when `bounded`), oldest
+    first. Built once: a fresh recursive construct per call costs more Python than its SQL costs the database."""
+    conversation_id = sa.bindparam("conversation_id", type_=messages.c.conversation_id.type)
     anchor = sa.select(messages.c.id, messages.c.parent_id, sa.literal_column("1").label("depth")).where(
-        messages.c.id == start, messages.c.conversation_id == conversation_id)
+        messages.c.id == sa.bindparam("start", type_=sa.Integer), messages.c.conversation_id == conversation_id)
     path = anchor.cte("path", recursive=True)
     parent = messages.alias("parent")
-    step = sa.select(parent.c.id, parent.c.parent_id, (path.c.depth + 1).label("depth")).where(
-        parent.c.id == path.c.parent_id, parent.c.conversation_id == conversation_id)
-    if limit is not None:
-        step = step.where(path.c.depth < limit)  # bounds the recursion itself, on both backends
+    # Each step reads the parent's parent by primary key alone, in a scalar subquery: as a join, or with the
+    # conversation in the condition, Postgres may plan a scan of the conversation per step. Parents never cross
+    # conversations (the store writes them), and the outer query keeps to the conversation all the same.
+    above = sa.select(parent.c.parent_id).where(parent.c.id == path.c.parent_id).scalar_subquery()
+    step = sa.select(path.c.parent_id, above, (path.c.depth + 1).label("depth")).where(path.c.parent_id.is_not(None))
+    if bounded:
+        # Bounds the recursion itself, on both backends.
+        step = step.where(path.c.depth < sa.bindparam("limit", type_=sa.Integer))
     path = path.union_all(step)
-    query = sa.select(*_MESSAGE_COLUMNS).join(path, path.c.id == messages.c.id).order_by(path.c.depth.desc())
-    page = [_message(row) for row in conn.execute(query)]
+    return (sa.select(*_MESSAGE_COLUMNS).join(path, path.c.id == messages.c.id)
+            .where(messages.c.conversation_id == conversation_id).order_by(path.c.depth.desc()))
+
+
+_PATH = _path_query(bounded=True)
+_WHOLE_PATH = _path_query(bounded=False)
+# The children of the page's parents (and the roots, when the page reaches one), oldest first: every version.
+_SIBLINGS = (sa.select(messages.c.id, messages.c.parent_id)
+             .where(messages.c.conversation_id == sa.bindparam("conversation_id"),
+                    sa.or_(messages.c.parent_id.in_(sa.bindparam("parents", expanding=True)),
+                           sa.and_(sa.bindparam("roots", type_=sa.Boolean), messages.c.parent_id.is_(None))))
+             .order_by(messages.c.id))
+
+
+def read_path(conn: Connection, conversation_id: str, start: int | None, limit: int | None
+              ) -> tuple[list[dict], bool]:
+    """The path from message `start` up towards the root: at most `limit` messages (all with None), oldest first,
+    and whether older ones exist above them."""
+    if start is None or limit == 0:
+        return [], False
+    params = {"conversation_id": conversation_id, "start": start}
+    query = _WHOLE_PATH if limit is None else _PATH
+    if limit is not None:
+        params["limit"] = limit
+    page = [_message(row) for row in conn.execute(query, params)]
     return page, bool(page) and page[0]["parent_id"] is not None
 
 
@@ -55,14 +81,10 @@ def add_versions(conn: Connection, conversation_id: str, page: list[dict]) -> li
     if not page:
         return page
     parents = {message["parent_id"] for message in page}
-    known = [parent for parent in parents if parent is not None]
-    same_parent = [messages.c.parent_id.in_(known)] if known else []
-    if None in parents:
-        same_parent.append(messages.c.parent_id.is_(None))
-    query = (sa.select(messages.c.id, messages.c.parent_id)
-             .where(messages.c.conversation_id == conversation_id, sa.or_(*same_parent)).order_by(messages.c.id))
     siblings: dict[int | None, list[int]] = defaultdict(list)
-    for row in conn.execute(query):
+    params = {"conversation_id": conversation_id, "parents": [p for p in parents if p is not None],
+              "roots": None in parents}
+    for row in conn.execute(_SIBLINGS, params):
         siblings[row.parent_id].append(row.id)
     for message in page:
         ids = siblings[message["parent_id"]] or [message["id"]]
@@ -72,15 +94,19 @@ def add_versions(conn: Connection, conversation_id: str, page: list[dict]) -> li
     return page
 
 
-def newest_leaf_under(conn: Connection, conversation_id: str, message_id: int) -> int | None:
+def newest_leaf_under(conn: Connection, conversation_id: str, message_id: int) -> int:
     """The newest message in the subtree under `message_id` (itself included): always a leaf, as children are
-    younger than their parents."""
-    anchor = sa.select(messages.c.id).where(messages.c.id == message_id, messages.c.conversation_id == conversation_id)
-    below = anchor.cte("below", recursive=True)
-    child = messages.alias("child")
-    below = below.union_all(sa.select(child.c.id).where(child.c.parent_id == below.c.id,
-                                                        child.c.conversation_id == conversation_id))
-    return conn.scalar(sa.select(sa.func.max(below.c.id)))
+    younger than their parents. One ordered range read of the younger messages: a parent comes before its children,
+    so one pass finds the subtree (a recursive CTE downwards makes Postgres scan the table once per level)."""
+    younger = (sa.select(messages.c.id, messages.c.parent_id)
+               .where(messages.c.conversation_id == conversation_id, messages.c.id > message_id)
+               .order_by(messages.c.id))
+    under, newest = {message_id}, message_id
+    for row in conn.execute(younger):
+        if row.parent_id in under:
+            under.add(row.id)
+            newest = row.id
+    return newest
 
 
 class TreeQueries:

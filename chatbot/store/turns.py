@@ -114,7 +114,7 @@ class TurnQueries:
         with self._transaction(write=False) as conn:
             self._owned_conversation(conn, owner_id, conversation_id)
             if before_id is None:
-                start = sa.select(active_leaf()).where(conversations.c.id == conversation_id).scalar_subquery()
+                start = conn.scalar(sa.select(active_leaf()).where(conversations.c.id == conversation_id))
             else:
                 above = conn.execute(sa.select(messages.c.parent_id).where(
                     messages.c.id == before_id, messages.c.conversation_id == conversation_id)).first()
@@ -123,8 +123,8 @@ class TurnQueries:
                 start = above.parent_id
             return self._page(conn, conversation_id, start, limit)
 
-    def _page(self, conn: Connection, conversation_id: str, start, limit: int) -> tuple[list[dict], bool]:
-        """One page of the path ending at `start` (an id or SQL expression), with versions."""
+    def _page(self, conn: Connection, conversation_id: str, start: int | None, limit: int) -> tuple[list[dict], bool]:
+        """One page of the path ending at message `start`, with versions."""
         page, more = read_path(conn, conversation_id, start, limit)
         return add_versions(conn, conversation_id, page), more
 

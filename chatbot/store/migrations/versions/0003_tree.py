@@ -66,7 +66,9 @@ SQLITE_SEARCH = [
     """CREATE TRIGGER conversations_fts_delete AFTER DELETE ON conversations BEGIN
         DELETE FROM conversations_fts WHERE conversations_fts MATCH 'conversation_key : "' || old.id || '"';
     END""",
-    """CREATE TRIGGER conversations_fts_update AFTER UPDATE OF title ON conversations BEGIN
+    # Every turn writes the title back (usually unchanged): only a real change touches the index.
+    """CREATE TRIGGER conversations_fts_update AFTER UPDATE OF title ON conversations WHEN old.title IS NOT new.title
+    BEGIN
         UPDATE conversations_fts SET title = new.title
         WHERE conversations_fts MATCH 'conversation_key : "' || old.id || '"';
     END""",

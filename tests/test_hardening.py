@@ -356,6 +356,16 @@ BAD_PAYLOADS = [
     ("regenerate", {"conversation_id": {"x": 1}}, "invalid_message"),
     ("new_conversation", 5, "invalid_message"),
     ("list_conversations", b"binary", "invalid_message"),
+    ("edit_message", {"message_id": 10**9, "message": "hi"}, "not_found"),
+    ("edit_message", {"message_id": "1", "message": "hi"}, "invalid_message"),
+    ("edit_message", {"message_id": 1, "message": "nul\x00byte"}, "invalid_message"),
+    ("edit_message", {"message_id": 1, "message": "x" * 4001}, "message_too_long"),
+    ("switch_branch", {"message_id": 2**70}, "invalid_message"),
+    ("switch_branch", {"message_id": 10**9}, "not_found"),
+    ("search", {"query": "x" * 10240}, "invalid_message"),
+    ("search", {"query": "\ud800"}, "invalid_message"),
+    ("search", {"query": ["NEAR(a b)"]}, "invalid_message"),
+    ("search", {"query": "ok", "limit": 10**9}, "invalid_message"),
 ]
 
 

@@ -42,8 +42,9 @@ class Passwords:
         """Use these argon2id parameters for new hashes (older hashes are rehashed on their next sign-in)."""
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism,
                                       type=Type.ID)
-        # Verified against when the user is unknown or has no password, so that answer costs the same work.
-        self._dummy = self._hasher.hash("chatbotws-dummy-password")
+        # Verified against when the user is unknown or has no password, so that answer costs the same work
+        # (made on first need: an app in open mode never hashes anything).
+        self._dummy: str | None = None
         self.dummy_verifications = 0  # how often the dummy hash stood in (tests prove the same path ran)
 
     def hash(self, password: str) -> str:
@@ -53,6 +54,8 @@ class Passwords:
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """Whether `password` matches `stored_hash`; with no hash, the same verification runs against a dummy."""
         if stored_hash is None:
+            if self._dummy is None:
+                self._dummy = self.hash("chatbotws-dummy-password")
             self.dummy_verifications += 1
             _native(self._check, self._dummy, password)
             return False

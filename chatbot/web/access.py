@@ -66,6 +66,15 @@ def current_login(auth: object = None) -> Login | None:
     return None if user is None else Login(user.owner_id, user.user_id, user.session_version)
 
 
+def socket_login(auth: object) -> Login | None:
+    """The login a Socket.IO handshake claims: proxy mode checks the proxy's account here; a token is only read,
+    and checked against the account in the connect's one read (ChatService.connect)."""
+    if auth_mode() == "proxy":
+        return current_login()
+    login = tokens().read(request_token(auth))
+    return login if login is not None and login.signed_in else None
+
+
 def _token_user(token: str | None) -> LoginState | None:
     """The account a login token names, if the token is still valid for it."""
     login = tokens().read(token)

@@ -129,7 +129,7 @@ def login_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         if auth_mode() != "open" and current_user() is None:
-            if request.method == "GET" and request.accept_mimetypes.accept_html and not _is_api():
+            if request.method == "GET" and not _is_api():
                 return redirect(url_for("auth.signin"))
             return jsonify(error={"code": "auth_required", "message": "Please sign in first."}), 401
         return view(*args, **kwargs)

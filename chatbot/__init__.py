@@ -22,6 +22,7 @@ _socket_log = logging.getLogger("chatbot.socketio")
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
     from .config import load_settings
+    from .metrics import Metrics
     from .passwords import Passwords
     from .providers import make_provider
     from .ratelimit import RateLimiter
@@ -56,6 +57,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                              base_url=settings["GROQ_BASE_URL"], timeout=settings["GROQ_TIMEOUT"],
                              max_retry_wait=settings["GROQ_MAX_RETRY_WAIT"],
                              temperature=settings["GROQ_TEMPERATURE"], max_tokens=settings["GROQ_MAX_TOKENS"],
+                             reasoning_effort=settings["GROQ_REASONING_EFFORT"],
+                             allowed_models=settings["GROQ_MODELS"], models_ttl=settings["GROQ_MODELS_TTL"],
                              token_delay=settings["DEMO_TOKEN_DELAY"])
     limiter = RateLimiter(settings["REDIS_URL"], prefix=settings["REDIS_PREFIX"],
                           messages=settings["RATE_LIMIT_MESSAGES"],
@@ -76,8 +79,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # Outermost, so Socket.IO's origin check and every handler see the client's address and scheme as the
         # one proxy in front reports them (its last X-Forwarded-For hop, not whatever the client put first).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
-    app.extensions["chatbot"] = ChatService(store=store, provider=provider, replies=replies, limiter=limiter,
-                                            socketio=socketio, settings=settings)
+    metrics = Metrics()
+    chat = ChatService(store=store, provider=provider, replies=replies, limiter=limiter, socketio=socketio,
+                       settings=settings, metrics=metrics)
+    metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
+    app.extensions["chatbot"] = chat
+    app.extensions["chatbot_metrics"] = metrics
     app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
     app.extensions["chatbot_passwords"] = Passwords(time_cost=settings["ARGON2_TIME_COST"],
                                                     memory_kib=settings["ARGON2_MEMORY_KIB"],

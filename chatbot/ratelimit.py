@@ -8,6 +8,9 @@ from limits import parse_many, storage, strategies
 
 from .protocol import ChatError
 
+# What each limit's key prefix counts, as the metrics name it.
+_KINDS = {"owner": "message", "ip": "ip", "action": "action", "connect": "connection"}
+
 
 class RateLimiter:
     """Counts messages per session and per client IP, conversation changes per session, connections per IP, and
@@ -77,4 +80,5 @@ class RateLimiter:
             if not self._limiter.test(limit, *key):
                 reset = self._limiter.get_window_stats(limit, *key).reset_time
                 wait = max(1.0, reset - time.time())
-                raise ChatError("rate_limited", f"{sentence} Try again in {int(wait + 0.999)} s.", retry_after=wait)
+                raise ChatError("rate_limited", f"{sentence} Try again in {int(wait + 0.999)} s.", retry_after=wait,
+                                kind=_KINDS.get(key[0], key[0]))

@@ -58,7 +58,7 @@ def test_user_message_streams_reply_in_order(socket_client, received, fake_groq,
     assert ack["ok"] is True and ack["conversation_id"] == conversation_id
     final = final_of(events, ack["reply_id"])
     start = events.wait("bot_start")
-    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id}
+    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id, "model": "openai/gpt-oss-120b"}
     deltas = [d for d in events.of("bot_delta") if d["reply_id"] == ack["reply_id"]]
     assert [d["seq"] for d in deltas] == list(range(len(deltas)))
     assert "".join(d["text"] for d in deltas) == final["message"] == fake_groq.last_text
@@ -107,6 +107,7 @@ def test_user_message_foreign_session_id_is_session_not_found(socket_client, rec
     client, events, session = connect(socket_client, received)
     ack = client.emit("user_message", {"session_id": "f" * 32, "message": "hello"}, callback=True)
     assert ack == {"ok": False, "error": {"code": "session_not_found", "message": ack["error"]["message"]}}
+    assert ack["error"]["message"].startswith("Session not found")  # the seed's text, first
     assert events.wait("error")["code"] == "session_not_found"
     conversation_id = events.wait("history")["conversation_id"]
     assert stored(app, session["session_id"], conversation_id) == []

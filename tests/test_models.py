@@ -327,8 +327,7 @@ GREEN_SCRIPT = textwrap.dedent(
         from gevent import monkey
         monkey.patch_all()
     import json, os, threading
-    from chatbot.providers.demo import DemoProvider
-from chatbot.providers.groq import GroqProvider
+    from chatbot.providers.groq import GroqProvider
 
     provider = GroqProvider(os.environ["FAKE_KEY"], "openai/gpt-oss-120b", base_url=os.environ["FAKE_URL"])
     lists = []

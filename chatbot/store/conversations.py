@@ -113,7 +113,7 @@ class ConversationQueries:
         if not _valid_id(owner_id):
             raise NotFound(owner_id)
         now = _now()
-        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now}
+        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None}
         try:
             with self._transaction() as conn:
                 conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))
@@ -156,6 +156,15 @@ class ConversationQueries:
             self._owned_conversation(conn, owner_id, conversation_id)
             conn.execute(
                 sa.update(conversations).where(conversations.c.id == conversation_id).values(title=title)
+            )
+        return self.get_conversation(owner_id, conversation_id)
+
+    def set_conversation_model(self, owner_id: str, conversation_id: str, model: str | None) -> dict:
+        """Set the model one of the owner's conversations asks for (None: the provider's default)."""
+        with self._transaction() as conn:
+            self._owned_conversation(conn, owner_id, conversation_id)
+            conn.execute(
+                sa.update(conversations).where(conversations.c.id == conversation_id).values(model=model)
             )
         return self.get_conversation(owner_id, conversation_id)
 

@@ -62,7 +62,7 @@ class MessageQueries:
         row = {
             "conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
             "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-            "finish_reason": None, "error_code": None,
+            "finish_reason": None, "error_code": None, "model": None, "speed": None,
         }  # fmt: skip
         try:
             with self._transaction() as conn:
@@ -128,10 +128,13 @@ class MessageQueries:
         usage: dict | None = None,
         finish_reason: str | None = None,
         error_code: str | None = None,
+        model: str | None = None,
+        speed: dict | None = None,
     ) -> None:
         """Checkpoint a reply with one UPDATE by primary key; None leaves a field as is; NotFound if gone."""
         statement = self._message_update(message_id, content=content, reasoning=reasoning, status=status,
-                                         usage=usage, finish_reason=finish_reason, error_code=error_code)
+                                         usage=usage, finish_reason=finish_reason, error_code=error_code,
+                                         model=model, speed=speed)
         if statement is None:
             return
         with self._transaction() as conn:

@@ -118,6 +118,7 @@ _CONVERSATION_COLUMNS = (
     conversations.c.title,
     conversations.c.created_at,
     conversations.c.updated_at,
+    conversations.c.model,
     sa.select(sa.func.count())
     .where(messages.c.conversation_id == conversations.c.id)
     .correlate(conversations)

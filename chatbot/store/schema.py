@@ -134,6 +134,7 @@ messages = sa.Table(
     sa.Column("finish_reason", sa.String(32), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
+    sa.Column("speed", sa.JSON(none_as_null=True), nullable=True),  # {ttft, tokens_per_second} of a reply
     # One index answers "messages of a conversation in order", including "the newest n".
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
@@ -153,7 +154,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code",
+    "finish_reason", "error_code", "model", "speed",
 )  # fmt: skip
 
 

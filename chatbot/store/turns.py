@@ -92,7 +92,8 @@ class TurnQueries:
         if not _valid_id(owner_id):
             raise ValueError("owner id must be 32 lowercase hex characters")
         now = _now()
-        conversation = {"id": uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now}
+        conversation = {"id": uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now,
+                        "model": None}
         try:
             with self._transaction() as conn:
                 conn.execute(sa.insert(owners).values(id=owner_id, created_at=now, last_seen_at=now,
@@ -213,12 +214,12 @@ class TurnQueries:
         count = (sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id)
                  .correlate(conversations).scalar_subquery())
         query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
-                          count.label("message_count")).where(conversations.c.id == conversation_id,
-                                                              conversations.c.owner_id == owner_id)
+                          conversations.c.model, count.label("message_count")).where(
+            conversations.c.id == conversation_id, conversations.c.owner_id == owner_id)
         row = conn.execute(query.with_for_update(of=conversations) if lock else query).first()
         if row is None:
             raise NotFound(conversation_id)
-        return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at),
+        return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at), "model": row.model,
                 "message_count": row.message_count}
 
     def _duplicate(self, conn: Connection, conversation: dict, client_id: str) -> TurnStart | None:
@@ -238,7 +239,7 @@ class TurnQueries:
         """Insert one message and return it as a dict (built from the values, sparing a read-back)."""
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-               "finish_reason": None, "error_code": None}
+               "finish_reason": None, "error_code": None, "model": None, "speed": None}
         row["id"] = conn.execute(sa.insert(messages).values(**row)).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..protocol import ChatError
 from .rooms import owner_room
 
 log = logging.getLogger("chatbot.conversations")
@@ -68,6 +69,30 @@ class ConversationService:
                 self.chat.send_view(other_sid)
         self._changed(state.owner_id)
         return {"ok": True}
+
+    def list_models(self, sid: str) -> dict:
+        """The models users may pick (the provider's list, filtered by the operator), and the default."""
+        self.chat.state(sid)
+        return {"ok": True, "models": self.chat.provider.models(), "default": self.chat.provider.model}
+
+    def set_model(self, sid: str, conversation_id: str, model: str | None) -> dict:
+        """Make one of the session's conversations use `model` (None: the default); every tab gets the change."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        if model is not None and not self._offered(model):
+            raise ChatError("model_unavailable", f"The model “{model}” is not one you can pick here. "
+                            "Choose one from the list.")
+        conversation = self.store.set_conversation_model(state.owner_id, conversation_id, model)
+        self.chat.socketio.emit("conversation_updated", {"conversation": conversation},
+                                to=owner_room(state.owner_id))
+        return {"ok": True, "conversation": conversation}
+
+    def _offered(self, model: str) -> bool:
+        """Whether `model` is on the provider's list as the operator allows it."""
+        provider = self.chat.provider
+        if hasattr(provider, "has_model"):
+            return provider.has_model(model)
+        return any(entry["id"] == model for entry in provider.models())
 
     def cleanup(self) -> int:
         """Delete sessions idle longer than SESSION_TTL_DAYS, with all their data; returns how many."""

@@ -36,13 +36,16 @@ DEMO_NOTE = (
 class ChatService:
     """Runs connections and turns for every socket of this process."""
 
-    def __init__(self, *, store, provider, replies, limiter, socketio, settings: dict[str, Any]):
-        """Wire the service to its store, LLM provider, reply registry, rate limiter and Socket.IO server."""
+    def __init__(self, *, store, provider, replies, limiter, socketio, settings: dict[str, Any], metrics=None):
+        """Wire the service to its store, LLM provider, reply registry, rate limiter, Socket.IO server and
+        metrics."""
         self.store, self.provider, self.replies, self.limiter = store, provider, replies, limiter
         self.socketio = socketio
         self.settings = settings
         self.sockets: dict[str, SocketState] = {}
-        self.pump = StreamPump(store=store, provider=provider, replies=replies, socketio=socketio, settings=settings)
+        self.pump = StreamPump(store=store, provider=provider, replies=replies, socketio=socketio, settings=settings,
+                               metrics=metrics)
+        self.show_reasoning = settings.get("SHOW_REASONING", True)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
         self.logins = LoginWatch(self)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
@@ -63,7 +66,7 @@ class ChatService:
         """Refuse a new connection when the server is full or the address connects too often."""
         if len(self.sockets) >= self.settings["MAX_CONNECTIONS"]:
             raise ChatError("rate_limited", "The server is full right now. Please try again in a minute.",
-                            retry_after=60.0)
+                            retry_after=60.0, kind="server_full")
         self.limiter.connection(ip)
 
     def connect(self, sid: str, owner_id: str | None, ip: str, *, user_id: str | None = None,
@@ -92,7 +95,7 @@ class ChatService:
         self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, version)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
-        return owner_id, protocol.history(conversation_id, messages, more)
+        return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
 
     def disconnect(self, sid: str) -> None:
         """Forget a socket; its replies keep streaming and are stored."""
@@ -116,7 +119,8 @@ class ChatService:
         state = self.state(sid)
         messages, more = self.store.message_page(state.owner_id, state.conversation_id, None,
                                                  self.settings["HISTORY_PAGE"])
-        self.send_history(sid, protocol.history(state.conversation_id, messages, more))
+        self.send_history(sid, protocol.history(state.conversation_id, messages, more,
+                                                reasoning=self.show_reasoning))
 
     def load_more(self, sid: str, conversation_id: str, before_id: int | None) -> dict:
         """Older messages of one of the session's conversations (history is paged); returns the ack."""
@@ -124,7 +128,7 @@ class ChatService:
         messages, more = self.store.message_page(state.owner_id, conversation_id, before_id,
                                                  self.settings["HISTORY_PAGE"])
         return {"ok": True, "conversation_id": conversation_id,
-                "messages": [protocol.wire_message(m) for m in messages], "more": more}
+                "messages": [protocol.wire_message(m, reasoning=self.show_reasoning) for m in messages], "more": more}
 
     # ---- turns -------------------------------------------------------------------------------------------
 
@@ -185,7 +189,8 @@ class ChatService:
         self.limiter.count_message(state.owner_id, state.ip)
         page = [*turn.history, turn.reply][-self.settings["HISTORY_PAGE"]:]
         self.socketio.emit("history", protocol.history(conversation_id, page,
-                                                       turn.conversation["message_count"] > len(page)),
+                                                       turn.conversation["message_count"] > len(page),
+                                                       reasoning=self.show_reasoning),
                            to=conversation_room(conversation_id))
         self._start(state, turn)
         return {"ok": True, "reply_id": turn.reply["id"], "conversation_id": conversation_id}
@@ -204,8 +209,9 @@ class ChatService:
         self.pump.stop(reply_id)
         return {"ok": True, "stopped": True}
 
-    def resume(self, sid: str, reply_id: int, after_seq: int) -> dict:
-        """Re-send a reply's deltas after `after_seq` (and its final message when done) to one socket."""
+    def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1) -> dict:
+        """Re-send a reply's thinking after `after_reasoning_seq` and deltas after `after_seq` (and its final message
+        when done) to one socket."""
         state = self.state(sid)
         owner = self.replies.owner_of(reply_id)
         # Join the room before reading the log: a delta sent meanwhile then arrives live (the client drops repeats).
@@ -214,6 +220,10 @@ class ChatService:
         known = self.replies.since(reply_id, after_seq) if owner and owner[0] == state.owner_id else None
         if known is not None:
             deltas, final = known
+            thinking = self.replies.since(reply_id, after_reasoning_seq, "reasoning") if self.show_reasoning else None
+            for offset, text in enumerate(thinking[0] if thinking else []):
+                self.socketio.emit("bot_reasoning", {"reply_id": reply_id, "seq": after_reasoning_seq + 1 + offset,
+                                                     "text": text}, to=sid)
             for offset, text in enumerate(deltas):
                 self.socketio.emit("bot_delta", {"reply_id": reply_id, "seq": after_seq + 1 + offset,
                                                  "text": text}, to=sid)
@@ -224,7 +234,8 @@ class ChatService:
         if message["role"] != "assistant":
             raise ChatError("not_found")
         finish = message["finish_reason"] or ("interrupted" if message["status"] != "complete" else "stop")
-        self.socketio.emit("bot_message", protocol.final_message(message, finish), to=sid)
+        self.socketio.emit("bot_message", protocol.final_message(message, finish, reasoning=self.show_reasoning),
+                           to=sid)
         return {"ok": True, "done": True}
 
     # ---- shared with conversation management -------------------------------------------------------------
@@ -250,12 +261,14 @@ class ChatService:
             raise ChatError("busy")
         if refused:
             raise ChatError("rate_limited", "Too many replies are being written for you at once. "
-                            "Wait for one to finish.", retry_after=1.0)
+                            "Wait for one to finish.", retry_after=1.0, kind="concurrent")
 
     def _start(self, state: SocketState, turn: TurnStart) -> None:
-        """Hand a begun turn to the pump with its context (an account's usage is counted at its final write)."""
+        """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
+        account's usage is counted at the reply's final write."""
         context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, turn.conversation, context, user_id=state.user_id)
+        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
+                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
 
     def _quota(self, state: SocketState) -> int | None:
         """The daily token default to check a signed-in socket's turn against (None: anonymous, no check)."""
@@ -280,4 +293,4 @@ def quota_error(exc: QuotaExceeded) -> ChatError:
     wait = max(1.0, (exc.resets_at - datetime.now(UTC)).total_seconds())
     hours, minutes = int(wait // 3600), int(wait % 3600 // 60)
     return ChatError("rate_limited", f"You have used today's {exc.limit:,} tokens. Your allowance resets at "
-                     f"{exc.resets_at:%H:%M} UTC (in {hours} h {minutes} min).", retry_after=wait)
+                     f"{exc.resets_at:%H:%M} UTC (in {hours} h {minutes} min).", retry_after=wait, kind="quota")

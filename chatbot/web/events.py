@@ -44,6 +44,12 @@ def logged_content(text: str) -> str:
     return f" content={text!r}" if current_app.config["LOG_CONTENT"] else ""
 
 
+def count_refusal(error: ChatError) -> None:
+    """Count a refusal by one of our own limits in the metrics."""
+    if error.code == "rate_limited":
+        current_app.extensions["chatbot_metrics"].rate_limited(error.kind or "other")
+
+
 def edge(handler):
     """Turn exceptions into the protocol's `error` event and a `{ok: false}` ack; internals go to the log only."""
 
@@ -62,6 +68,7 @@ def edge(handler):
             log.exception("event=%s sid=%s ref=%s failed", handler.__name__, request.sid, ref)
             error = ChatError("internal", f"Something went wrong on our side (reference {ref}).")
         log.info("event=%s sid=%s refused code=%s", handler.__name__, request.sid, error.code)
+        count_refusal(error)
         emit("error", error.payload())
         return {"ok": False, "error": error.payload()}
 
@@ -96,9 +103,11 @@ def on_connect(auth=None):
             token = tokens.renew(login) if token else None
     except ChatError as exc:
         log.info("event=connect sid=%s ip=%s refused code=%s", request.sid, client_ip(), exc.code)
+        count_refusal(exc)
         # Two arguments: the client's connect_error gets {message: <sentence>, data: {code, message, retry_after}}
         # (with one, python-socketio would send the dict's Python repr as the message).
         raise ConnectionRefusedError(exc.message, exc.payload()) from None
+    current_app.extensions["chatbot_metrics"].connection_opened()
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": token,
                         "demo": chat.provider.demo, "model": chat.provider.model})
@@ -143,7 +152,8 @@ def on_stop(payload=None):
 def on_resume(payload=None):
     """Sent after a reconnect: re-send the reply's deltas after `after_seq`, then its final message when done."""
     data = protocol.payload_dict(payload)
-    return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data))
+    return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data),
+                            protocol.after_seq(data, "after_reasoning_seq"))
 
 
 @socketio.on("regenerate")
@@ -160,6 +170,23 @@ def on_load_more(payload=None):
     """Sent when the user scrolls to the top of a conversation: the page of messages before `before_id`."""
     data = protocol.payload_dict(payload)
     return service().load_more(request.sid, protocol.required_id(data, "conversation_id"), protocol.before_id(data))
+
+
+@socketio.on("list_models")
+@edge
+def on_list_models(payload=None):
+    """Sent by the model picker: the models the operator allows, and the default."""
+    protocol.payload_dict(payload)
+    return service().conversations.list_models(request.sid)
+
+
+@socketio.on("set_model")
+@edge
+def on_set_model(payload=None):
+    """Sent when the user picks a model for a conversation (null: back to the default)."""
+    data = protocol.payload_dict(payload)
+    return service().conversations.set_model(request.sid, protocol.required_id(data, "conversation_id"),
+                                             protocol.model_id(data))
 
 
 @socketio.on("list_conversations")

@@ -5,10 +5,12 @@
 
 import { Composer } from "./composer.js";
 import {
-  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, refreshRegenerate,
-  olderFailed, prependOlder, renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
+  announce, appendMessage, applyDelta, applyReasoning, ensureReplyBubble, finishReply, followBottom, hooks, list,
+  olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, streamingReply, updateTitle, view,
+  wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
+import { ModelPicker } from "./models.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
 import { Sidebar, titleOf } from "./sidebar.js";
 import { showError } from "./toasts.js";
@@ -62,6 +64,12 @@ const composer = new Composer({
   announce,
 });
 
+const picker = new ModelPicker((model) => {
+  request("set_model", { conversation_id: view.activeId, model }).then((resp) => {
+    if (!resp) picker.show(sidebar.find(view.activeId)?.model); // refused: show what the conversation still uses
+  });
+});
+
 const sidebar = new Sidebar({
   open: (id) => request("open_conversation", { conversation_id: id }),
   create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
@@ -72,7 +80,10 @@ const sidebar = new Sidebar({
 Object.assign(hooks, {
   changed: () => composer.set({ streaming: streamingReply() !== null, stopping: false }),
   regenerate,
-  activated: (id) => sidebar.setActive(id),
+  activated: (id) => {
+    sidebar.setActive(id);
+    picker.show(sidebar.find(id)?.model);
+  },
   conversation: (id) => sidebar.find(id),
   titleOf,
   loadOlder,
@@ -170,7 +181,8 @@ function regenerate() {
 
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
 function resumeReply(reply) {
-  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1 };
+  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1,
+    after_reasoning_seq: reply.nextReasoningSeq - 1 };
   state.socket.timeout(ACK_TIMEOUT_MS).emit("resume", payload, (err, resp) => {
     if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
     if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
@@ -223,7 +235,9 @@ function onBotMessage(data) {
   if (data.created_at) setTime(reply.el, data.created_at);
   const status = FINISH_STATUS[data.finish_reason] || "complete";
   const note = data.error && data.error.message ? data.error.message : "";
-  finishReply(reply, { text: data.message ?? reply.text, status, note });
+  finishReply(reply, { text: data.message ?? reply.text, status, note, reasoning: data.reasoning || null,
+    usage: data.usage, speed: data.speed, model: data.model });
+  if (data.error && data.error.code === "model_unavailable") picker.nudge();
   followBottom();
   const label = status === "complete" ? "" : ` (${status === "error" ? "failed" : status})`;
   announce(`Assistant replied${label}: ${summary(reply.el)}`);
@@ -247,6 +261,7 @@ function onError(data) {
 /** Show the session's conversation list (the `conversations` event, or the list_conversations ack). */
 function renderConversations(data) {
   sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  picker.show(sidebar.find(view.activeId)?.model);
   updateTitle();
 }
 
@@ -265,6 +280,9 @@ function connect() {
 
   socket.on("connect", () => {
     setStatus("connected", "Connected");
+    // A connect sends only what the tab shows; the sidebar asks for the list itself.
+    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
+    request("list_models", {}).then((resp) => resp && picker.setModels(resp));
     for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
   });
   socket.on("disconnect", (reason) => {
@@ -299,8 +317,6 @@ function connect() {
   socket.on("session_id", (data) => {
     document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
     document.getElementById("model-name").textContent = data.model || config.model;
-    // A connect sends only what the tab shows; the sidebar asks for the list itself.
-    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
   });
   socket.on("history", (data) => {
     const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),
@@ -311,6 +327,7 @@ function connect() {
   socket.on("conversation_updated", (data) => {
     if (!data || !data.conversation) return;
     sidebar.upsert(data.conversation);
+    if (String(data.conversation.id) === view.activeId) picker.show(data.conversation.model);
     updateTitle();
   });
   socket.on("user_message_echo", (data) => {
@@ -321,6 +338,10 @@ function connect() {
     refreshRegenerate();
   });
   socket.on("bot_start", (data) => ensureReplyBubble(data.reply_id, String(data.conversation_id)));
+  socket.on("bot_reasoning", (data) => {
+    const reply = view.replies.get(String(data.reply_id));
+    if (reply) applyReasoning(reply, Number(data.seq), String(data.text ?? ""));
+  });
   socket.on("bot_delta", (data) => {
     const reply = view.replies.get(String(data.reply_id));
     if (reply) applyDelta(reply, Number(data.seq), String(data.text ?? ""));

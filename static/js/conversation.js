@@ -4,6 +4,7 @@
 import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
+import { foldThinking, setUsage, showThinking } from "./thinking.js";
 
 const STICK_THRESHOLD_PX = 80;
 // Older messages are asked for when the reader scrolls this close to the top of a paged history.
@@ -90,7 +91,8 @@ export function replyState(replyId, conversationId) {
   if (!reply) {
     // `wire` keeps the id exactly as the server sent it (a number): the server checks its type.
     reply = { id, wire: replyId, conversationId: String(conversationId), el: null, text: "", nextSeq: 0,
-      buffer: new Map(), done: false };
+      buffer: new Map(), done: false, thinking: "", nextReasoningSeq: 0, reasoningBuffer: new Map(),
+      thinkingSince: null, thoughtFor: null };
     view.replies.set(id, reply);
   }
   return reply;
@@ -104,6 +106,7 @@ export function ensureReplyBubble(replyId, conversationId) {
     reply.el = createMessage({ role: "assistant", content: reply.text });
     reply.el.dataset.replyId = reply.id;
     setStreaming(reply.el, true);
+    showThinking(reply.el, reply.thinking, { live: !reply.text });
     appendMessage(reply.el);
   }
   refreshRegenerate();
@@ -121,15 +124,36 @@ function scheduleRender(reply) {
 function flushRenders() {
   view.frame = 0;
   for (const reply of view.dirty) {
-    if (reply.el && reply.el.isConnected && !reply.done) setText(reply.el, reply.text);
+    if (!reply.el || !reply.el.isConnected || reply.done) continue;
+    if (reply.thinking) showThinking(reply.el, reply.thinking, { live: !reply.text });
+    if (reply.text && reply.thinking) foldThinking(reply.el, reply.thoughtFor);
+    setText(reply.el, reply.text);
   }
   view.dirty.clear();
   followBottom();
 }
 
+/** Apply one piece of thinking in seq order (its own seq, like the answer's). */
+export function applyReasoning(reply, seq, text) {
+  if (reply.done || seq < reply.nextReasoningSeq) return;
+  reply.reasoningBuffer.set(seq, text);
+  let changed = false;
+  while (reply.reasoningBuffer.has(reply.nextReasoningSeq)) {
+    reply.thinking += reply.reasoningBuffer.get(reply.nextReasoningSeq);
+    reply.reasoningBuffer.delete(reply.nextReasoningSeq);
+    reply.nextReasoningSeq += 1;
+    changed = true;
+  }
+  if (reply.thinkingSince === null) reply.thinkingSince = performance.now();
+  if (changed) scheduleRender(reply);
+}
+
 /** Apply one delta in seq order: duplicates are dropped, early arrivals wait for the gap to fill. */
 export function applyDelta(reply, seq, text) {
   if (reply.done || seq < reply.nextSeq) return;
+  if (!reply.text && reply.thinkingSince !== null && reply.thoughtFor === null) {
+    reply.thoughtFor = (performance.now() - reply.thinkingSince) / 1000; // the answer starts: thinking is over
+  }
   reply.buffer.set(seq, text);
   let changed = false;
   while (reply.buffer.has(reply.nextSeq)) {
@@ -145,12 +169,17 @@ export function applyDelta(reply, seq, text) {
 }
 
 /** End a reply: final text (if given), status label, no more streaming look. */
-export function finishReply(reply, { text = null, status = "complete", note = "" } = {}) {
+export function finishReply(reply, { text = null, status = "complete", note = "", reasoning = null, usage = null,
+  speed = null, model = null } = {}) {
   reply.done = true;
   view.dirty.delete(reply);
   if (text !== null) reply.text = text;
+  if (reasoning) reply.thinking = reasoning;
   const el = reply.el;
   if (el && el.isConnected) {
+    showThinking(el, reply.thinking);
+    foldThinking(el, reply.thoughtFor);
+    setUsage(el, usage, speed, model);
     setText(el, reply.text);
     setStreaming(el, false);
     setLabel(el, status);
@@ -198,6 +227,9 @@ function historyElement(message, conversationId, seen, toResume) {
   } else {
     setLabel(el, message.status === "streaming" ? "complete" : message.status);
     if (message.status === "streaming" && known) setText(el, known.text);
+    showThinking(el, message.reasoning || "");
+    foldThinking(el);
+    setUsage(el, message.usage, message.speed, message.model);
     addCopyButton(el);
     if (known) {
       known.done = true; // it finished while we were away; the stored text is authoritative

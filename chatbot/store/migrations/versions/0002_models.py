@@ -1,4 +1,4 @@
-"""Models per conversation and per reply: the model a conversation asks for, and the model that wrote a reply.
+"""Models and speed: the model a conversation asks for, and the model that wrote a reply and how fast.
 
 Revision ID: 0002
 Revises: 0001
@@ -15,8 +15,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add conversations.model and messages.model (both empty: the provider's default applies)."""
+    """Add conversations.model, messages.model (empty: the provider's default applies) and messages.speed."""
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(sa.Column("model", sa.String(100), nullable=True))
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("model", sa.String(100), nullable=True))
+        batch.add_column(sa.Column("speed", sa.JSON(none_as_null=True), nullable=True))

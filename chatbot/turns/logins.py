@@ -44,7 +44,9 @@ class LoginWatch:
     def _drop(self, sid: str) -> None:
         """Tell the socket why, then disconnect it (its replies still finish and are stored)."""
         error = ChatError("auth_required", "You were signed out. Please sign in again.")
-        self.chat.socketio.emit("error", error.payload(), to=sid)
+        # The socket is this process's own: straight to it, so the reason arrives before the disconnect does
+        # (through a message queue it could come after).
+        self.chat.socketio.emit("error", error.payload(), to=sid, ignore_queue=True)
         self.chat.disconnect(sid)
         self.chat.socketio.server.disconnect(sid)
         log.info("event=signed_out sid=%s dropped", sid)

@@ -57,6 +57,13 @@ function goSignIn() {
   window.location.assign(SIGN_IN_URL);
 }
 
+/** After the server closed the socket without saying why: if the page itself now sends us to sign in, go. */
+function checkSignedIn() {
+  fetch("/", { redirect: "manual", cache: "no-store" }).then((response) => {
+    if (response.type === "opaqueredirect") goSignIn();
+  }, () => {});
+}
+
 const composer = new Composer({
   maxChars: config.maxMessageChars,
   onSend: sendMessage,
@@ -289,7 +296,10 @@ function connect() {
     // Socket.IO retries by itself, except after a deliberate disconnect by either side.
     if (reason === "io server disconnect" && state.signedOut) {
       goSignIn();
-    } else if (reason === "io server disconnect" || reason === "io client disconnect") {
+      return;
+    }
+    if (reason === "io server disconnect" && config.auth !== "open") checkSignedIn();
+    if (reason === "io server disconnect" || reason === "io client disconnect") {
       setStatus("offline", "Disconnected", "The server closed the connection: reload the page to reconnect");
     } else {
       setDisconnected();

@@ -154,7 +154,10 @@ class AccountQueries:
         """Approve (active), or disable (which also ends every session); pending is only ever a new account's."""
         if state not in USER_STATES:
             raise ValueError(f"state must be one of {USER_STATES}")
-        self._update_user(user_id, {"state": state, "session_version": users.c.session_version + 1})
+        values = {"state": state}
+        if state == "disabled":
+            values["session_version"] = users.c.session_version + 1
+        self._update_user(user_id, values)
 
     def set_user_role(self, user_id: str, role: str) -> None:
         """Make an account an admin or an ordinary user."""

@@ -138,3 +138,18 @@ def test_accounts_admin_approves_a_pending_user(live_server, fake_groq, new_page
     expect(bob.locator("#admin-link")).to_have_count(0)
     assert_clean(admin, server)
     assert_clean(bob, server)
+
+
+def test_accounts_spent_quota_is_shown_with_its_reset_time(live_server, fake_groq, new_page):
+    server = live_server(**ACCOUNTS, SIGNUP="open", USER_DAILY_TOKENS="10")
+    page = new_page()
+    fill_signup(page, server, "frugal")
+    connected(page)
+    fake_groq.script(text="That was costly.", usage={"total_tokens": 50})
+    send(page, "first")
+    wait_final(page, "That was costly.")
+    send(page, "second")
+    expect(page.locator(".toast .toast-message")).to_contain_text("resets at 00:00 UTC")
+    expect(page.locator(".msg--user").last.locator(".msg-note")).to_contain_text("today's 10 tokens")
+    assert len(fake_groq.requests) == 1
+    assert_clean(page, server)

@@ -10,7 +10,6 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from ..store import NotFound
 from .access import auth_mode, current_login, current_user, login_required
 from .auth import set_login_cookie
-from .forms import ActionForm
 from .sessions import COOKIE_NAME
 
 bp = Blueprint("main", __name__)
@@ -60,8 +59,7 @@ def index():
     page_config = {"demo": chat.provider.demo, "model": chat.provider.model,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
                    "version": current_app.config["VERSION"], "auth": auth_mode()}
-    response = Response(render_template("chat.html", page_config=page_config, user=user, actions=ActionForm(),
-                                        auth_mode=auth_mode()))
+    response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
     # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
     if auth_mode() == "open":
         token = _tokens().issue(_request_owner() or _tokens().new_owner_id())

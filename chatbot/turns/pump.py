@@ -12,7 +12,8 @@ import time
 import uuid
 from typing import Any
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
 from ..providers import UpstreamError
 from ..providers.base import output_tokens_per_second

@@ -11,7 +11,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
 from ..store.turns import LAST_SEEN_EVERY, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded

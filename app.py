@@ -88,6 +88,8 @@ def main() -> int:
     settings = app.config
     chat = app.extensions["chatbot"]
     socketio.start_background_task(chat.conversations.maintenance_loop)
+    if settings["AUTH_MODE"] != "open":
+        socketio.start_background_task(chat.logins.loop)  # sockets whose login ended go within a ping round
     mode = "demo (no GROQ_API_KEY set)" if chat.provider.demo else f"Groq model {chat.provider.model}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)

@@ -521,3 +521,18 @@ def test_groq_provider_under_green_threads(fake_groq, mode):
         "finish": "stopped",
     }
     fake_groq.wait_disconnected(1, WAIT)
+
+
+def test_groq_provider_sends_its_body_without_the_sdk_transform(fake_groq, monkeypatch):
+    """The request body is ours, as built: the SDK's per-message type transform (costly at long contexts) is skipped."""
+    import groq.resources.chat.completions as completions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the SDK transform ran")
+
+    monkeypatch.setattr(completions, "maybe_transform", refuse)
+    fake_groq.script(text="Plain JSON is enough.")
+    deltas, error = collect(provider_for(fake_groq, temperature=0.5).stream(MESSAGES))
+    assert error is None and "".join(d.text for d in deltas) == "Plain JSON is enough."
+    body = fake_groq.requests[-1]
+    assert body["messages"] == MESSAGES and body["stream"] is True and body["temperature"] == 0.5

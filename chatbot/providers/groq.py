@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
 import groq
 import httpx
+from groq._constants import RAW_RESPONSE_HEADER
+from groq._response import ResponseContextManager
+from groq.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
@@ -109,8 +113,17 @@ class GroqProvider(RetryPolicy):
         return [model.model_dump() for model in listed.data]
 
     def open_stream(self, request: dict):
-        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects)."""
-        return self._client.chat.completions.with_streaming_response.create(**request)
+        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects).
+
+        This is what `chat.completions.with_streaming_response.create` does, less its per-request transform of the
+        body against the SDK's types: our body is plain JSON already, and the transform walks every message of the
+        context (about 0.3 ms per message here, several ms a turn). The SDK still does auth, URL, headers, timeouts
+        and error statuses.
+        """
+        return ResponseContextManager(functools.partial(
+            self._client.post, "/openai/v1/chat/completions", body=request,
+            options={"headers": {RAW_RESPONSE_HEADER: "stream"}}, cast_to=ChatCompletion, stream=True,
+            stream_cls=groq.Stream[ChatCompletionChunk]))
 
     def close(self) -> None:
         """Close the pooled HTTP connections."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from .. import protocol
 from ..protocol import ChatError
-from ..store import NothingToRegenerate
 from .context import CONTEXT_MESSAGES
 from .rooms import conversation_room
 
@@ -32,7 +31,7 @@ class BranchService:
         conversation_id = original["conversation_id"]
         turn, ack = self.chat.take_turn(sid, state, conversation_id, text, client_id, edit_of=message_id)
         if turn is not None:
-            self.chat.start_reply(state.owner_id, turn)
+            self.chat.start_reply(state, turn)
             self._show(conversation_id, turn.page, turn.more)
         return ack
 
@@ -41,19 +40,13 @@ class BranchService:
         state = self.chat.state(sid)
         conversation_id = conversation_id or state.conversation_id
         self.chat.reserve(state, conversation_id)
-        try:
-            self.chat.limiter.check_message(state.owner_id, state.ip)  # each one is one more upstream request
-            turn = self.store.begin_regenerate(state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES,
-                                               page_size=self.settings["HISTORY_PAGE"])
-        except NothingToRegenerate:
-            self.replies.release(conversation_id, state.owner_id)
-            raise ChatError("invalid_message", "There is no reply to regenerate yet.") from None
-        except BaseException:
-            self.replies.release(conversation_id, state.owner_id)
-            raise
+        # Each one is one more upstream request: limits and quota as for a message.
+        turn = self.chat.begin_claimed(state, conversation_id, lambda quota: self.store.begin_regenerate(
+            state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES, page_size=self.settings["HISTORY_PAGE"],
+            quota=quota))
         self.chat.limiter.count_message(state.owner_id, state.ip)
         self.chat.join_conversation(sid, state, conversation_id)
-        self.chat.start_reply(state.owner_id, turn)
+        self.chat.start_reply(state, turn)
         self._show(conversation_id, turn.page, turn.more)
         return {"ok": True, "reply_id": turn.reply["id"], "conversation_id": conversation_id}
 

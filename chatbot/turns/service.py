@@ -12,12 +12,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
-from ..store.turns import LAST_SEEN_EVERY, NotEditable, TurnStart
+from ..store.turns import LAST_SEEN_EVERY, NotEditable, NothingToRegenerate, TurnStart
+from ..store.usage import QuotaExceeded
 from .branches import BranchService
 from .context import CONTEXT_MESSAGES, build_context
 from .conversations import ConversationService
+from .logins import LoginWatch
 from .pump import StreamPump
 from .rooms import SocketState, conversation_room, owner_room
 
@@ -48,6 +51,7 @@ class ChatService:
         self.show_reasoning = settings.get("SHOW_REASONING", True)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
         self.branches = BranchService(self)
+        self.logins = LoginWatch(self)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -69,13 +73,19 @@ class ChatService:
                             retry_after=60.0, kind="server_full")
         self.limiter.connection(ip)
 
-    def connect(self, sid: str, owner_id: str | None, ip: str) -> tuple[str, dict]:
+    def connect(self, sid: str, owner_id: str | None, ip: str, *, user_id: str | None = None,
+                version: int | None = None) -> tuple[str, dict]:
         """Attach a socket to its session (a new one when `owner_id` is None or unknown).
 
         Returns (owner id, the `history` payload of its active conversation). A returning session with an active
         conversation costs one read; its last-seen time is written only when it is older than the throttle.
+        With `user_id`, the owner must be that account's space and the account active at `version`, checked in
+        the same read (auth_required otherwise; no session is made for it).
         """
-        session = self.store.open_session(owner_id, self.settings["HISTORY_PAGE"]) if owner_id else None
+        page = self.settings["HISTORY_PAGE"]
+        session = self.store.open_session(owner_id, page, user_id=user_id) if owner_id else None
+        if user_id is not None and (session is None or session.user != ("active", version)):
+            raise ChatError("auth_required")
         if session is None:
             owner_id, conversation = self.store.create_session(owner_id)
             conversation_id, messages, more = conversation["id"], [], False
@@ -86,7 +96,7 @@ class ChatService:
                 self.store.set_active_conversation(owner_id, conversation_id)
             elif session.last_seen_at < datetime.now(UTC) - self._seen_every:
                 self.store.touch_owner_if_before(owner_id, datetime.now(UTC) - self._seen_every)
-        self.sockets[sid] = SocketState(owner_id, conversation_id, ip)
+        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, version)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
         return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
@@ -135,7 +145,7 @@ class ChatService:
             self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                      "message": protocol.wire_message(turn.message)},
                                to=conversation_room(conversation_id), skip_sid=sid)
-            self.start_reply(state.owner_id, turn)
+            self.start_reply(state, turn)
         return ack
 
     def take_turn(self, sid: str, state: SocketState, conversation_id: str, text: str, client_id: str | None,
@@ -151,18 +161,9 @@ class ChatService:
             if existing is None:
                 raise
             return None, self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
-        try:
-            # Checked once the conversation is free (a message refused as busy costs no budget), counted once stored.
-            self.limiter.check_message(state.owner_id, state.ip)
-            turn = self.store.begin_turn(state.owner_id, conversation_id, text, client_id=client_id,
-                                         context_limit=CONTEXT_MESSAGES, edit_of=edit_of,
-                                         page_size=None if edit_of is None else self.settings["HISTORY_PAGE"])
-        except NotEditable:
-            self.replies.release(conversation_id, state.owner_id)
-            raise ChatError("invalid_message", "Only your own messages can be edited.") from None
-        except BaseException:
-            self.replies.release(conversation_id, state.owner_id)
-            raise
+        turn = self.begin_claimed(state, conversation_id, lambda quota: self.store.begin_turn(
+            state.owner_id, conversation_id, text, client_id=client_id, context_limit=CONTEXT_MESSAGES,
+            edit_of=edit_of, page_size=None if edit_of is None else self.settings["HISTORY_PAGE"], quota=quota))
         if turn.duplicate:
             self.replies.release(conversation_id, state.owner_id)
             return None, self._duplicate_ack(turn.message, turn.reply, conversation_id)
@@ -170,6 +171,23 @@ class ChatService:
         self.join_conversation(sid, state, conversation_id)
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
+
+    def begin_claimed(self, state: SocketState, conversation_id: str, begin) -> TurnStart:
+        """Check the message limits and begin a turn in a conversation this socket has claimed (`begin(quota)`
+        calls the store); the claim is released, and the store's refusal told in the protocol's words, on failure."""
+        try:
+            # Checked once the conversation is free (a message refused as busy costs no budget), counted once stored.
+            self.limiter.check_message(state.owner_id, state.ip)
+            return begin(None if state.user_id is None else self.settings["USER_DAILY_TOKENS"])
+        except BaseException as exc:
+            self.replies.release(conversation_id, state.owner_id)
+            if isinstance(exc, QuotaExceeded):
+                raise quota_error(exc) from None
+            if isinstance(exc, NotEditable):
+                raise ChatError("invalid_message", "Only your own messages can be edited.") from None
+            if isinstance(exc, NothingToRegenerate):
+                raise ChatError("invalid_message", "There is no reply to regenerate yet.") from None
+            raise
 
     def stop(self, sid: str, reply_id: int | None) -> dict:
         """Stop a reply in flight (the socket's conversation's, when no id is given)."""
@@ -237,11 +255,12 @@ class ChatService:
             raise ChatError("rate_limited", "Too many replies are being written for you at once. "
                             "Wait for one to finish.", retry_after=1.0, kind="concurrent")
 
-    def start_reply(self, owner_id: str, turn: TurnStart) -> None:
-        """Hand a begun turn to the pump with its context and the conversation's model (or the default)."""
+    def start_reply(self, state: SocketState, turn: TurnStart) -> None:
+        """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
+        account's usage is counted at the reply's final write."""
         context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model)
+        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
+                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""
@@ -257,3 +276,11 @@ class ChatService:
         """The ack of an already stored user message (idempotent resend)."""
         return {"ok": True, "message_id": message["id"], "reply_id": reply["id"] if reply else None,
                 "conversation_id": conversation_id, "duplicate": True}
+
+
+def quota_error(exc: QuotaExceeded) -> ChatError:
+    """The `rate_limited` error of a spent daily allowance, with when it comes back."""
+    wait = max(1.0, (exc.resets_at - datetime.now(UTC)).total_seconds())
+    hours, minutes = int(wait // 3600), int(wait % 3600 // 60)
+    return ChatError("rate_limited", f"You have used today's {exc.limit:,} tokens. Your allowance resets at "
+                     f"{exc.resets_at:%H:%M} UTC (in {hours} h {minutes} min).", retry_after=wait, kind="quota")

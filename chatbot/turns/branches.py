@@ -4,7 +4,8 @@ showing the conversation."""
 
 from __future__ import annotations
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
 from .context import CONTEXT_MESSAGES
 from .rooms import conversation_room

@@ -185,7 +185,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--storm-timeout", type=float, default=30.0, help="seconds they may take to come back")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds any one wait may take (default 60)")
     p.add_argument("--connect-timeout", type=float, default=20.0, help="seconds one connect may take (default 20)")
-    p.add_argument("--budget", type=float, help="hard stop for the whole run, s (default 1800; quick 420)")
+    p.add_argument("--budget", type=float, help="hard stop for the whole run, s (default 2700; quick 420)")
     p.add_argument("--app", type=Path, default=ROOT / "app.py", help="the real server's entry point")
     p.add_argument("--db-dir", type=Path, default=None, help="where the SQLite files go (default: a temp dir)")
     p.add_argument("--deflate", action="store_true",
@@ -205,7 +205,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
              "burst_window": 1.0, "idle": 300, "idle_baseline": 100, "idle_hold": 2.0, "storm": 50, "budget": 420.0}
     full = {"modes": ["eventlet", "gevent", "threading"], "streams": [1, 50, 100], "turn_clients": 50, "turns": 4,
             "burst": 300, "burst_window": 5.0, "idle": 3000, "idle_baseline": 1000, "idle_hold": 10.0, "storm": 500,
-            "budget": 1800.0}
+            "budget": 2700.0}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)

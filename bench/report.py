@@ -130,11 +130,13 @@ def storm_table(rows: Rows) -> str:
     """The reconnect storm."""
     lines = []
     for r in rows.of("storm"):
-        lines.append([r["mode"], r["impl"], r["clients"], r["back"], fmt(r["first_back_s"], 2),
-                      fmt(r["back_p50_s"], 2), fmt(r["back_p99_s"], 2), fmt(r["all_back_s"], 2), r["same_session"],
-                      fmt(r["attempts"], 1), fmt(r["server_cpu_s"], 2), _problems(r)])
-    return markdown_table(["mode", "impl", "clients", "back", "first back s", "p50 s", "p99 s", "all back s",
-                           "same session", "attempts", "new process CPU s", "problems"], lines)
+        lines.append([r["mode"], r["impl"], r["clients"], r["back"], fmt(r["connected_p50_s"], 2),
+                      fmt(r["connected_max_s"], 2), fmt(r["first_back_s"], 2), fmt(r["back_p50_s"], 2),
+                      fmt(r["back_p99_s"], 2), fmt(r["all_back_s"], 2), r["same_session"], fmt(r["attempts"], 1),
+                      fmt(r["server_cpu_s"], 2), _pct(r, "loadgen_pct"), _problems(r)])
+    return markdown_table(["mode", "impl", "clients", "back", "reconnected p50 s", "max", "back and chatting: first s",
+                           "p50 s", "p99 s", "all s", "same session", "attempts", "new process CPU s", "loadgen %",
+                           "problems"], lines)
 
 
 def _check(value: float, ok: bool, text: str) -> str:

@@ -182,7 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-baseline", type=int, help="idle sockets held on the relays (default 1000)")
     p.add_argument("--idle-hold", type=float, help="seconds the idle sockets are held and measured (default 10)")
     p.add_argument("--storm", type=int, help="clients in the reconnect storm (default 500)")
-    p.add_argument("--storm-timeout", type=float, default=30.0, help="seconds they may take to come back")
+    p.add_argument("--storm-timeout", type=float, default=60.0,
+                   help="seconds the storm's clients keep trying to reconnect (default 60)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds any one wait may take (default 60)")
     p.add_argument("--connect-timeout", type=float, default=20.0, help="seconds one connect may take (default 20)")
     p.add_argument("--budget", type=float, help="hard stop for the whole run, s (default 2700; quick 420)")

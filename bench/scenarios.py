@@ -263,38 +263,48 @@ async def idle(ctx, target) -> list[dict]:
 
 async def storm(ctx, target) -> list[dict]:
     """N chatting clients; the target is killed with -9 and restarted: time until all are back and chatting."""
-    args, expected, problems = ctx.args, reply_text(ctx.args.tiny_tokens), Problems()
-    clients = await connect_all(ctx, target.url, args.storm, problems)
+    args, expected, problems, before = ctx.args, reply_text(ctx.args.tiny_tokens), Problems(), Problems()
+    clients = await connect_all(ctx, target.url, args.storm, before)
     try:
-        await asyncio.gather(*(checked_turn(c, "before", expected, args.timeout, problems) for c in clients))
+        await asyncio.gather(*(checked_turn(c, "before", expected, args.timeout, before) for c in clients))
         sessions = [c.session_id for c in clients]
         target.kill()
-        restarted = time.perf_counter()
+        restarted, own = time.perf_counter(), own_cpu_seconds()
         target.respawn()  # not waited for: the clients find out when it is up, as browsers do
         results = await asyncio.gather(*(come_back(c, restarted, expected, args, problems) for c in clients))
         cpu = cpu_seconds(target.pid)  # the new process, start-up included
+        loadgen_pct = (own_cpu_seconds() - own) / (time.perf_counter() - restarted) * 100
     finally:
         await close_all(clients)
     back = [r[0] for r in results if r is not None]
     problems.failures += len(clients) - len(back)
+    for kind in ("lost", "duplicated", "corrupted", "failures"):
+        setattr(problems, kind, getattr(problems, kind) + getattr(before, kind))
+    problems.notes += [f"before the kill, {note}" for note in before.notes]
+    returned = [c for c, r in zip(clients, results, strict=True) if r is not None]
     return [{"clients": args.storm, "back": len(back), "first_back_s": min(back, default=math.nan),
              "back_p50_s": percentile(back, 50), "back_p99_s": percentile(back, 99),
              "all_back_s": max(back) if len(back) == args.storm else math.nan,
-             "same_session": sum(c.session_id == s for c, s in zip(clients, sessions, strict=True)),
+             "connected_p50_s": percentile([r[2] for r in results if r is not None], 50),
+             "connected_max_s": max((r[2] for r in results if r is not None), default=math.nan),
+             "same_session": sum(c.session_id == s for c, s in zip(clients, sessions, strict=True) if c in returned),
              "attempts": sum(r[1] for r in results if r is not None) / len(back) if back else math.nan,
-             "server_cpu_s": cpu, **problems.fields()}]
+             "server_cpu_s": cpu, "loadgen_pct": loadgen_pct, **problems.fields()}]
 
 
 async def come_back(client: SioClient, restarted: float, expected: str, args,
-                    problems: Problems) -> tuple[float, int] | None:
+                    problems: Problems) -> tuple[float, int, float] | None:
     """Reconnect like socket.io-client (backoff from the moment the loss is noticed) and take one tiny turn;
-    (seconds after the restart, attempts) or None if not back within --storm-timeout."""
+    (seconds after the restart until back and chatting, attempts, seconds until reconnected), or None if it could
+    not reconnect within --storm-timeout.
+
+    A turn started in time may take --timeout to finish: a slow reply counts as late, not as lost."""
     deadline = restarted + args.storm_timeout
     try:
         async with asyncio.timeout(args.storm_timeout):
             await client.lost.wait()
     except TimeoutError:
-        problems.add("failures", "the connection outlived the kill")
+        problems.notes.append("failures: a connection outlived the kill")
         return None
     attempt = 0
     while time.perf_counter() < deadline:
@@ -307,8 +317,9 @@ async def come_back(client: SioClient, restarted: float, expected: str, args,
             await client.connect(min(20.0, left))  # socket.io-client's connect timeout is 20 s
         except SioError:
             continue
+        connected = time.perf_counter() - restarted
         try:
-            reply = await client.turn("after the restart", max(0.1, deadline - time.perf_counter()))
+            reply = await client.turn("after the restart", args.timeout)
         except SioError as exc:
             if client.connected:
                 problems.add("lost", str(exc))
@@ -318,7 +329,9 @@ async def come_back(client: SioClient, restarted: float, expected: str, args,
         if problem is not None:
             problems.add(*problem)
             return None
-        return time.perf_counter() - restarted, attempt
+        return time.perf_counter() - restarted, attempt, connected
+    if len(problems.notes) < 5:
+        problems.notes.append(f"failures: not reconnected within {args.storm_timeout:g} s")
     return None
 
 

@@ -27,8 +27,8 @@ lint: $(VENV)/.dev
 audit: $(VENV)/.dev  ## known vulnerabilities in the pinned requirements
 	$(PY) scripts/audit.py
 
-bench: $(VENV)/.dev  ## streaming benchmarks (prints figures)
-	$(PY) bench/stream_bench.py
+bench: $(VENV)/.dev  ## server vs bare/naive relays, every scenario -> BENCHMARKS.md (BENCH_ARGS=--quick: smoke run)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

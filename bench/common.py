@@ -41,6 +41,16 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process in KiB (VmRSS from /proc/<pid>/status), 0 if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
 def own_cpu_seconds() -> float:
     """User + system CPU seconds of this (the benchmark's) process."""
     times = os.times()
@@ -209,3 +219,25 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head or 'unknown'}{' + uncommitted changes in app.py/chatbot' if dirty else ''}"
+
+
+def machine_lines() -> list[str]:
+    """Machine, date and code, one fact a line, for the top of a benchmark report."""
+    model = "unknown CPU"
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+        model = found.group(1).strip() if found else model
+    except OSError:
+        pass
+    try:
+        memory = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+        memory_text = f", {int(memory.group(1)) / 1024 / 1024:.1f} GiB RAM" if memory else ""
+    except OSError:
+        memory_text = ""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"Machine: {os.cpu_count()} cores ({model}){memory_text}; load average at start {load}",
+        f"Python: {sys.version.split()[0]} on {os.uname().sysname} {os.uname().release}",
+        f"Code: {code_version()}",
+    ]

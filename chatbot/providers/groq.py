@@ -20,6 +20,7 @@ class GroqProvider(RetryPolicy):
 
     name = "groq"
     demo = False
+    notice = ""
 
     def __init__(
         self,

@@ -28,10 +28,6 @@ CONTEXT_MESSAGES = 200
 CAUGHT_UP_SECONDS = 0.001
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
-DEMO_NOTE = (
-    " (Demo mode: no GROQ_API_KEY is set, so replies come from the offline demo provider. "
-    "Set GROQ_API_KEY in .env or the environment and restart to talk to Groq.)"
-)
 
 
 @dataclass
@@ -340,10 +336,13 @@ class ChatService:
             self.socketio.emit("bot_status", {"reply_id": reply_id, "status": "retrying",
                                               "retry_in": round(wait, 1)}, to=room)
 
+        def on_status(fields: dict) -> None:
+            self.socketio.emit("bot_status", {"reply_id": reply_id, **fields}, to=room)
+
         box = ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
         gather = box.window > 0 and not self.provider.demo
         try:
-            stream = self.provider.stream(context, on_retry=on_retry)
+            stream = self.provider.stream(context, on_retry=on_retry, on_status=on_status)
             self._streams[reply_id] = stream
             self.pacer.watch(box, stream)
             last_checkpoint = time.monotonic()
@@ -441,7 +440,7 @@ class ChatService:
     def _welcome(self, conversation_id: str) -> dict:
         """The welcome `bot_message` of an empty conversation (not stored)."""
         now = _now()
-        text = WELCOME + (DEMO_NOTE if getattr(self.provider, "demo", False) else "")
+        text = WELCOME + (f" ({self.provider.notice})" if self.provider.notice else "")
         return {"message": text, "timestamp": now.strftime("%H:%M"), "created_at": now.isoformat(),
                 "conversation_id": conversation_id, "welcome": True}
 

@@ -86,7 +86,8 @@ def on_connect(auth=None):
     owner_id = chat.connect(request.sid, owner_id, client_ip())
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
-                        "demo": chat.provider.demo, "model": chat.provider.model})
+                        "demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
+                        "notice": chat.provider.notice})
     chat.send_view(request.sid)
 
 

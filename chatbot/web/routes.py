@@ -47,7 +47,8 @@ def _request_owner() -> str | None:
 def index():
     """The chat page; sets the HttpOnly session cookie the page's socket rides on."""
     chat = current_app.extensions["chatbot"]
-    page_config = {"demo": chat.provider.demo, "model": chat.provider.model,
+    page_config = {"demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
+                   "notice": chat.provider.notice,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
                    "version": current_app.config["VERSION"]}
     response = Response(render_template("chat.html", page_config=page_config))
@@ -67,7 +68,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: the database (and Redis, when configured) answer."""
+    """Readiness: the database (and Redis, when configured) answer; says which provider and model serve."""
     chat = current_app.extensions["chatbot"]
     probes = {"database": chat.store.ping}
     if hasattr(chat.replies, "ping"):
@@ -81,7 +82,8 @@ def readyz():
             log.exception("readiness: %s check failed", name)
             checks[name] = "failed"
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+    return jsonify(status="ok" if ready else "unavailable", checks=checks, provider=chat.provider.name,
+                   model=chat.provider.model), 200 if ready else 503
 
 
 @bp.get("/metrics")

@@ -16,6 +16,9 @@ if ASYNC_MODE == "eventlet":
     import eventlet
 
     eventlet.monkey_patch()
+    # psycopg waits for Postgres inside C unless told otherwise, holding the whole loop for every query; through the
+    # (green) select module each wait yields to the other greenlets. gevent is detected by psycopg itself.
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 elif ASYNC_MODE == "gevent":
     from gevent import monkey
 
@@ -84,7 +87,7 @@ def main() -> int:
     raise_open_files_limit()
     settings = app.config
     chat = app.extensions["chatbot"]
-    socketio.start_background_task(chat.maintenance_loop)
+    socketio.start_background_task(chat.conversations.maintenance_loop)
     provider = chat.provider
     mode = "offline demo" if provider.demo else f"{provider.name} model {provider.model or '(server default)'}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "

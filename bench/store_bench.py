@@ -48,13 +48,11 @@ def history_payload(store: Store, owner_id: str, conversation_id: str, wire: Cal
 
 
 def service_helpers() -> tuple[Callable[[dict], dict] | None, Callable | None]:
-    """The chat service's `_wire_message` and `build_context`, if this version of the code has them."""
-    try:
-        from chatbot.turns import service as chat
-    except ImportError:
-        return None, None
-    service = getattr(chat, "ChatService", None)
-    return getattr(service, "_wire_message", None), getattr(chat, "build_context", None)
+    """The protocol's `wire_message` and the turn engine's `build_context`."""
+    from chatbot.protocol import wire_message
+    from chatbot.turns.context import build_context
+
+    return wire_message, build_context
 
 
 def fill(store: Store, messages: int) -> tuple[str, str, Timings]:
@@ -91,10 +89,10 @@ def bench_backend(name: str, url: str, args) -> list[list[str]]:
             timed(lambda: store.list_messages(owner_id, conversation_id, limit=50), args.runs))
         if wire is not None:
             size = len(history_payload(store, owner_id, conversation_id, wire))
-            row(f"`history` payload: list + _wire_message + json.dumps ({size / 1024:,.0f} KiB)",
+            row(f"`history` payload: list + wire_message + json.dumps ({size / 1024:,.0f} KiB)",
                 timed(lambda: history_payload(store, owner_id, conversation_id, wire), args.runs))
         if build_context is not None:
-            from chatbot.turns.service import CONTEXT_MESSAGES
+            from chatbot.turns.context import CONTEXT_MESSAGES
 
             row(f"turn context: list_messages(limit={CONTEXT_MESSAGES}) + build_context (24,000-char budget)",
                 timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id,

@@ -22,6 +22,7 @@ _socket_log = logging.getLogger("chatbot.socketio")
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
     from .config import ConfigError, load_settings
+    from .metrics import Metrics
     from .providers import make_provider
     from .providers.local import LocalModelUnavailable
     from .ratelimit import RateLimiter
@@ -69,8 +70,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # Outermost, so Socket.IO's origin check and every handler see the client's address and scheme as the
         # one proxy in front reports them (its last X-Forwarded-For hop, not whatever the client put first).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
-    app.extensions["chatbot"] = ChatService(store=store, provider=provider, replies=replies, limiter=limiter,
-                                            socketio=socketio, settings=settings)
+    metrics = Metrics()
+    chat = ChatService(store=store, provider=provider, replies=replies, limiter=limiter, socketio=socketio,
+                       settings=settings, metrics=metrics)
+    metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
+    app.extensions["chatbot"] = chat
+    app.extensions["chatbot_metrics"] = metrics
     app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
     app.register_blueprint(bp)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from .providers.groq import DEFAULT_MODEL
+from .providers.models import ALL_EFFORTS, REASONING_EFFORTS, model_family
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ChatbotWS, a friendly and concise assistant. Answer in Markdown; use fenced code blocks for code."
@@ -72,6 +74,28 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _optional_choice(*choices: str) -> Callable[[str], str | None]:
+    """Build a parser that accepts one of `choices`, or empty for unset (None)."""
+    parse_choice = _choice(*choices)
+
+    def parse(value: str) -> str | None:
+        return parse_choice(value) if value.strip() else None
+
+    return parse
+
+
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
+
+
+def _model_ids(value: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of model ids (duplicates dropped, order kept)."""
+    ids = tuple(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
+    for model_id in ids:
+        if not _MODEL_ID.fullmatch(model_id):
+            raise ValueError(f"'{model_id}' is not a model id like openai/gpt-oss-120b")
+    return ids
+
+
 def _origins(value: str) -> tuple[str, ...]:
     """Parse a comma-separated list of exact origins (scheme://host[:port])."""
     origins = tuple(item.strip().rstrip("/") for item in value.split(",") if item.strip())
@@ -121,6 +145,10 @@ SETTINGS: dict[str, Setting] = {
     "GROQ_MAX_RETRY_WAIT": Setting(_number(float, 0, 120), 20.0),
     "GROQ_TEMPERATURE": Setting(_number(float, 0, 2, optional=True), None),
     "GROQ_MAX_TOKENS": Setting(_number(int, 1, 131072, optional=True), None),
+    "GROQ_MODELS": Setting(_model_ids, ()),
+    "GROQ_MODELS_TTL": Setting(_number(float, 1, 86400), 300.0),
+    "GROQ_REASONING_EFFORT": Setting(_optional_choice(*ALL_EFFORTS), None),
+    "SHOW_REASONING": Setting(_bool, True),
     "OPENAI_BASE_URL": Setting(_url, None),
     "OPENAI_API_KEY": Setting(_optional, None, secret=True),
     "OPENAI_MODEL": Setting(_optional, None),
@@ -144,6 +172,7 @@ SETTINGS: dict[str, Setting] = {
     "MAX_MESSAGE_CHARS": Setting(_number(int, 1, 100000), 4000),
     "MAX_FRAME_BYTES": Setting(_number(int, 1024, 1000000), 65536),
     "HISTORY_CHAR_BUDGET": Setting(_number(int, 100, 10_000_000), 24000),
+    "HISTORY_PAGE": Setting(_number(int, 1, 1000), 50),
     "RATE_LIMIT_MESSAGES": Setting(_rate, "20/minute;300/hour"),
     "RATE_LIMIT_MESSAGES_PER_IP": Setting(_rate, "60/minute;1000/hour"),
     "RATE_LIMIT_CONNECTIONS": Setting(_rate, "60/minute"),
@@ -190,8 +219,22 @@ def load_settings(
         raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
     if settings["SECRET_KEY"] in (settings["GROQ_API_KEY"], settings["OPENAI_API_KEY"]):
         raise ConfigError("SECRET_KEY must not be an API key (Groq or OpenAI): generate a separate random secret")
+    _check_reasoning_effort(settings["GROQ_REASONING_EFFORT"], settings["GROQ_MODEL"])
     _check_provider(settings)
     return settings
+
+
+def _check_reasoning_effort(effort: str | None, model: str) -> None:
+    """Refuse a GROQ_REASONING_EFFORT that GROQ_MODEL's family does not take."""
+    if effort is None:
+        return
+    allowed = REASONING_EFFORTS.get(model_family(model) or "")
+    if allowed is None:
+        raise ConfigError(f"GROQ_REASONING_EFFORT is invalid: GROQ_MODEL {model!r} takes no reasoning effort; "
+                          f"leave it unset (got {effort!r})")
+    if effort not in allowed:
+        raise ConfigError(f"GROQ_REASONING_EFFORT is invalid: GROQ_MODEL {model!r} takes one of "
+                          f"{', '.join(allowed)} (got {effort!r})")
 
 
 def _check_provider(settings: dict[str, Any]) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 MESSAGES = {
-    "session_not_found": "That session is not this connection's session. Reload the page to start again.",
+    # Starts with the seed server's own text, so a seed client that matched on it still does.
+    "session_not_found": "Session not found: that is not this connection's session. Reload the page to start again.",
     "invalid_message": "That message could not be read.",
     "message_too_long": "That message is too long.",
     "busy": "A reply is still being written in this conversation. Wait for it or stop it first.",
@@ -30,12 +32,15 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 class ChatError(Exception):
     """A failure the client is told about as `error {code, message}`."""
 
-    def __init__(self, code: str, message: str | None = None, *, retry_after: float | None = None):
-        """Build the error; `message` defaults to the code's standard sentence."""
+    def __init__(self, code: str, message: str | None = None, *, retry_after: float | None = None,
+                 kind: str | None = None):
+        """Build the error; `message` defaults to the code's standard sentence; `kind` says which of our limits
+        refused (message, ip, action, connection, server_full, concurrent) for the metrics, never the client."""
         super().__init__(code)
         self.code = code
         self.message = message or MESSAGES[code]
         self.retry_after = retry_after
+        self.kind = kind
 
     def payload(self, **extra: Any) -> dict[str, Any]:
         """The `error` event payload."""
@@ -113,11 +118,24 @@ def reply_id(payload: dict[str, Any], *, required: bool = True) -> int | None:
     return value
 
 
-def after_seq(payload: dict[str, Any]) -> int:
-    """The `after_seq` field of resume: -1 (nothing seen yet) or a seq already applied."""
-    value = payload.get("after_seq", -1)
+def after_seq(payload: dict[str, Any], field: str = "after_seq") -> int:
+    """The `after_seq` (or `after_reasoning_seq`) field of resume: -1 (nothing seen yet) or a seq already applied."""
+    value = payload.get(field, -1)
     if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value < 2**31:
-        raise ChatError("invalid_message", "after_seq must be an integer ≥ -1.")
+        raise ChatError("invalid_message", f"{field} must be an integer ≥ -1.")
+    return value
+
+
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,99}$")
+
+
+def model_id(payload: dict[str, Any]) -> str | None:
+    """The `model` field of set_model: a model id (letters, digits and ._:/@+-, at most 100), or null (the default)."""
+    value = payload.get("model")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MODEL.match(value):
+        raise ChatError("invalid_message", "model must be a model id from list_models, or null for the default.")
     return value
 
 
@@ -133,3 +151,60 @@ def title_text(payload: dict[str, Any]) -> str:
     if len(title) > 200:
         raise ChatError("message_too_long", "That title is too long: the limit is 200 characters.")
     return " ".join(title.split())
+
+
+def before_id(payload: dict[str, Any]) -> int | None:
+    """The `before_id` field of load_more: a message id (a positive integer), or absent for the newest page."""
+    value = payload.get("before_id")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ChatError("invalid_message", "before_id must be a positive integer.")
+    return value
+
+
+# ---- payload builders ------------------------------------------------------------------------------------------
+
+
+def wire_message(message: dict, *, reasoning: bool = True) -> dict:
+    """A stored message as `history` and `load_more` show it (a streaming reply is resumed, not shown); its
+    thinking only when `reasoning` (the operator may hide it: SHOW_REASONING)."""
+    data = {key: message[key] for key in ("id", "role", "content", "created_at", "status")}
+    if message["role"] == "assistant":
+        data["reply_id"] = message["id"]
+        for key in ("model", "usage", "speed", "finish_reason"):
+            if message.get(key) is not None:
+                data[key] = message[key]
+        if reasoning and message.get("reasoning"):
+            data["reasoning"] = message["reasoning"]
+        if message["status"] == "streaming":
+            data["content"] = ""
+            data.pop("reasoning", None)
+    if message.get("client_id"):
+        data["client_id"] = message["client_id"]
+    return data
+
+
+def history(conversation_id: str, messages: list[dict], more: bool, *, reasoning: bool = True) -> dict:
+    """The `history` payload: a conversation's newest page of messages, and whether older ones exist."""
+    return {"conversation_id": conversation_id, "messages": [wire_message(m, reasoning=reasoning) for m in messages],
+            "more": more}
+
+
+def final_message(message: dict, finish_reason: str | None, *, reasoning: bool = True) -> dict:
+    """The final `bot_message` of a reply: its whole text, and (when known) thinking, model, usage and speed."""
+    created = datetime.fromisoformat(message["created_at"])
+    data = {"message": message["content"], "timestamp": created.strftime("%H:%M"),
+            "created_at": message["created_at"], "conversation_id": message["conversation_id"],
+            "reply_id": message["id"], "message_id": message["id"], "finish_reason": finish_reason,
+            "usage": message.get("usage"), "model": message.get("model"), "speed": message.get("speed")}
+    if reasoning and message.get("reasoning"):
+        data["reasoning"] = message["reasoning"]
+    return data
+
+
+def welcome(conversation_id: str, text: str) -> dict:
+    """The welcome `bot_message` of an empty conversation (not stored)."""
+    now = datetime.now(UTC)
+    return {"message": text, "timestamp": now.strftime("%H:%M"), "created_at": now.isoformat(),
+            "conversation_id": conversation_id, "welcome": True}

@@ -8,6 +8,9 @@ from limits import parse_many, storage, strategies
 
 from .protocol import ChatError
 
+# What each limit's key prefix counts, as the metrics name it.
+_KINDS = {"owner": "message", "ip": "ip", "action": "action", "connect": "connection"}
+
 
 class RateLimiter:
     """Counts messages per session and per client IP, conversation changes per session, and connections per IP."""
@@ -25,9 +28,21 @@ class RateLimiter:
 
     def message(self, owner_id: str, ip: str) -> None:
         """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
-        self._hit([(limit, ("owner", owner_id)) for limit in self._messages]
-                  + [(limit, ("ip", ip)) for limit in self._messages_per_ip],
-                  "You are sending messages too quickly.")
+        self._hit(self._message_checks(owner_id, ip), "You are sending messages too quickly.")
+
+    def check_message(self, owner_id: str, ip: str) -> None:
+        """Raise `rate_limited` if one more user message would pass a limit (counts nothing: see count_message)."""
+        self._test(self._message_checks(owner_id, ip), "You are sending messages too quickly.")
+
+    def count_message(self, owner_id: str, ip: str) -> None:
+        """Count one user message that was stored (checked first with check_message)."""
+        for limit, key in self._message_checks(owner_id, ip):
+            self._limiter.hit(limit, *key)
+
+    def _message_checks(self, owner_id: str, ip: str) -> list:
+        """The (limit, key) pairs a user message counts against: per session and per address."""
+        return ([(limit, ("owner", owner_id)) for limit in self._messages]
+                + [(limit, ("ip", ip)) for limit in self._messages_per_ip])
 
     def action(self, owner_id: str) -> None:
         """Count one conversation change (new, rename, delete); raise `rate_limited` when a limit is reached."""
@@ -40,10 +55,15 @@ class RateLimiter:
 
     def _hit(self, checks, sentence: str) -> None:
         """Test every limit first, so a refused attempt does not count against the others."""
+        self._test(checks, sentence)
+        for limit, key in checks:
+            self._limiter.hit(limit, *key)
+
+    def _test(self, checks, sentence: str) -> None:
+        """Raise `rate_limited`, with the time until the window resets, if any limit is used up."""
         for limit, key in checks:
             if not self._limiter.test(limit, *key):
                 reset = self._limiter.get_window_stats(limit, *key).reset_time
                 wait = max(1.0, reset - time.time())
-                raise ChatError("rate_limited", f"{sentence} Try again in {int(wait + 0.999)} s.", retry_after=wait)
-        for limit, key in checks:
-            self._limiter.hit(limit, *key)
+                raise ChatError("rate_limited", f"{sentence} Try again in {int(wait + 0.999)} s.", retry_after=wait,
+                                kind=_KINDS.get(key[0], key[0]))

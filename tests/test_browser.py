@@ -398,7 +398,7 @@ def test_page_errors_are_shown_kindly(live_server, fake_groq, open_chat):
     assert_clean(page, server)
 
 
-def test_page_renders_a_thousand_message_history_in_one_batch(live_server, open_chat, database_url):
+def test_page_pages_a_thousand_message_history(live_server, open_chat, database_url):
     from chatbot.store import Store
     from chatbot.web.sessions import COOKIE_NAME, SessionTokens
 
@@ -415,11 +415,18 @@ def test_page_renders_a_thousand_message_history_in_one_batch(live_server, open_
     cookie = {"name": COOKIE_NAME, "value": SessionTokens(SECRET, 86400).issue(owner), "url": server.url}
 
     page = open_chat(server, cookies=[cookie], init_script=COUNT_BATCHES)
-    expect(page.locator(".msg")).to_have_count(1000)
-    assert page.evaluate("window.__batches") == [1000]  # one DOM insertion for the whole history
+    expect(page.locator(".msg")).to_have_count(50)  # history is paged: the newest HISTORY_PAGE messages
     expect(page.locator(".msg").last).to_contain_text("message 0999")
     expect(page.locator(".msg").last).to_be_in_viewport()
     expect(page.locator("#conversation-title")).to_have_text("Long chat")
+    # Scrolled to the top, the page asks for the page before; what the reader looked at stays in view.
+    for shown in range(100, 1001, 50):
+        top = page.locator(f'.msg[data-message-id="{page.locator(".msg").first.get_attribute("data-message-id")}"]')
+        page.evaluate("document.getElementById('messages').scrollTop = 0")
+        expect(page.locator(".msg")).to_have_count(shown)
+        expect(top).to_be_in_viewport()
+    expect(page.locator(".msg").first).to_contain_text("message 0000")
+    assert page.evaluate("window.__batches") == [50] * 20  # one DOM insertion per page
     # Mark an old bubble: a later turn must leave it alone (no re-render of old messages).
     page.evaluate("document.querySelector('.msg').__marker = 'kept'")
     send(page, "one more")
@@ -504,3 +511,40 @@ def test_page_refused_connection_says_why(live_server, browser, open_chat):
         expect(page.locator(".toast")).to_contain_text("Too many connections from your network.")
     finally:
         context.close()
+
+
+def test_page_thinking_streams_folds_and_reopens_picker_and_usage(live_server, fake_groq, open_chat):
+    server = live_server()
+    page = open_chat(server)
+    thinking = " ".join(f"thought{i}" for i in range(12))
+    fake_groq.script(reasoning=thinking, text="The answer, after thinking.", delay=0.005, hold_after=6)
+    send(page, "think first")
+    block = last_reply(page).locator(".msg-thinking")
+    expect(block).to_be_visible()
+    expect(block).to_have_attribute("open", "")  # open while the model thinks
+    expect(block.locator(".msg-thinking-label")).to_have_text("Thinking…")
+    expect(block.locator(".msg-thinking-body")).to_contain_text("thought0")
+    fake_groq.release()
+    reply = wait_final(page, "The answer, after thinking.")
+    expect(block).not_to_have_attribute("open", "")  # folded once the answer started
+    expect(block.locator(".msg-thinking-label")).to_have_text(re.compile(r"^Thought for \d+\.\d s$"))
+    block.locator("summary").click()
+    expect(block).to_have_attribute("open", "")  # and it reopens
+    expect(block.locator(".msg-thinking-body")).to_have_text(thinking)
+    usage = reply.locator(".msg-usage")
+    expect(usage).to_have_text(re.compile(r"^\d+ tokens · \d+ tok/s · first token \d+\.\d\d s$"))
+
+    picker = page.locator("#model-picker")
+    expect(picker).to_be_enabled()
+    expect(picker.locator("option")).to_contain_text(["(default)"])
+    picker.select_option("openai/gpt-oss-20b")
+    expect(page.locator(".conversation.is-active")).to_be_visible()
+    fake_groq.script(text="Smaller model here.")
+    send(page, "and now?")
+    wait_final(page, "Smaller model here.")
+    assert fake_groq.requests[-1]["model"] == "openai/gpt-oss-20b"
+    page.reload()
+    expect(page.locator("#model-picker")).to_have_value("openai/gpt-oss-20b")
+    reloaded = page.locator(".msg--bot .msg-thinking").first
+    expect(reloaded.locator(".msg-thinking-label")).to_have_text("Thoughts")  # kept, folded, in history
+    assert_clean(page, server)

@@ -33,6 +33,8 @@ def test_config_test_mapping_overrides_environment(tmp_path):
         ("PORT", "abc"), ("PORT", "0"), ("PORT", "70000"), ("ASYNC_MODE", "tornado"), ("MAX_MESSAGE_CHARS", "-1"),
         ("ALLOWED_ORIGINS", "example.org"), ("ALLOWED_ORIGINS", "https://a.org/path"), ("LOG_CONTENT", "maybe"),
         ("RATE_LIMIT_MESSAGES", "lots"), ("CHATBOT_ENV", "staging"), ("GROQ_TEMPERATURE", "9"),
+        ("GROQ_MODELS", "openai/gpt-oss-120b, bad id"), ("GROQ_MODELS", "-x"), ("GROQ_MODELS_TTL", "0"),
+        ("GROQ_MODELS_TTL", "soon"), ("GROQ_REASONING_EFFORT", "max"), ("SHOW_REASONING", "sometimes"),
     ],
 )
 def test_config_invalid_value_names_the_variable(tmp_path, name, value):
@@ -58,10 +60,52 @@ def test_config_production_refuses_wildcard_origin(tmp_path):
 
 
 def test_config_secret_key_is_never_the_groq_key(tmp_path):
-    with pytest.raises(ConfigError, match="must not be the Groq API key"):
+    with pytest.raises(ConfigError, match="must not be an API key"):
         load_settings(tmp_path, environ={"SECRET_KEY": "gsk_" + "a" * 40, "GROQ_API_KEY": "gsk_" + "a" * 40})
 
 
 def test_config_origins_are_parsed(tmp_path):
     settings = load_settings(tmp_path, environ={"ALLOWED_ORIGINS": "https://a.org, http://b.test:8080/"})
     assert settings["ALLOWED_ORIGINS"] == ("https://a.org", "http://b.test:8080")
+
+
+def test_config_model_settings_defaults(tmp_path):
+    """No allow-list, a five-minute TTL, no reasoning effort, thinking shown."""
+    settings = load_settings(tmp_path, environ={})
+    assert settings["GROQ_MODELS"] == () and settings["GROQ_MODELS_TTL"] == 300.0
+    assert settings["GROQ_REASONING_EFFORT"] is None and settings["SHOW_REASONING"] is True
+
+
+def test_config_model_allow_list_is_parsed(tmp_path):
+    """The allow-list is trimmed and de-duplicated in order; an empty effort is unset."""
+    settings = load_settings(tmp_path, environ={
+        "GROQ_MODELS": " openai/gpt-oss-20b, groq/compound,,openai/gpt-oss-20b ", "SHOW_REASONING": "off",
+        "GROQ_MODELS_TTL": "60", "GROQ_REASONING_EFFORT": "",
+    })
+    assert settings["GROQ_MODELS"] == ("openai/gpt-oss-20b", "groq/compound")
+    assert settings["SHOW_REASONING"] is False and settings["GROQ_MODELS_TTL"] == 60.0
+    assert settings["GROQ_REASONING_EFFORT"] is None
+
+
+@pytest.mark.parametrize(
+    ("model", "effort"),
+    [("openai/gpt-oss-120b", "low"), ("openai/gpt-oss-20b", "HIGH"), ("qwen/qwen3.6-27b", "none"),
+     ("qwen/qwen3.6-27b", "default")],
+)
+def test_config_reasoning_effort_fits_the_model_family(tmp_path, model, effort):
+    """An effort of GROQ_MODEL's family is accepted (case-insensitively)."""
+    settings = load_settings(tmp_path, environ={"GROQ_MODEL": model, "GROQ_REASONING_EFFORT": effort})
+    assert settings["GROQ_REASONING_EFFORT"] == effort.lower()
+
+
+@pytest.mark.parametrize(
+    ("model", "effort", "says"),
+    [("openai/gpt-oss-120b", "none", "low, medium, high"), ("openai/gpt-oss-20b", "default", "low, medium, high"),
+     ("qwen/qwen3.6-27b", "medium", "none, default"), ("groq/compound", "low", "takes no reasoning effort"),
+     ("llama-3.1-8b-instant", "none", "takes no reasoning effort")],
+)
+def test_config_reasoning_effort_refused_for_other_families(tmp_path, model, effort, says):
+    """An effort GROQ_MODEL's family does not take is refused at start-up, naming the variable and the choices."""
+    with pytest.raises(ConfigError, match=r"^GROQ_REASONING_EFFORT is invalid") as caught:
+        load_settings(tmp_path, environ={"GROQ_MODEL": model, "GROQ_REASONING_EFFORT": effort})
+    assert says in str(caught.value) and model in str(caught.value)

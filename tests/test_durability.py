@@ -154,7 +154,7 @@ def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, recei
     with chat.store.engine.begin() as conn:
         conn.execute(sa.update(store_module.owners).where(store_module.owners.c.id == idle["session_id"])
                      .values(last_seen_at=datetime.now(UTC) - timedelta(days=400)))
-    assert chat.cleanup() == 1
+    assert chat.conversations.cleanup() == 1
     assert not chat.store.owner_exists(idle["session_id"]) and chat.store.owner_exists(fresh["session_id"])
     with pytest.raises(store_module.NotFound):
         chat.store.get_conversation(idle["session_id"], ack["conversation_id"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.turns.service import build_context
+from chatbot.turns.context import build_context
 
 
 def connect(socket_client, received, auth=None):
@@ -33,15 +33,17 @@ def stored(app, owner_id, conversation_id):
     return app.extensions["chatbot"].store.list_messages(owner_id, conversation_id)
 
 
-def test_connect_sends_session_history_welcome_and_conversations(socket_client, received):
+def test_connect_sends_session_history_and_welcome(socket_client, received):
     client, events, session = connect(socket_client, received)
     assert len(session["session_id"]) == 32 and session["token"]
     history = events.wait("history")
-    assert history["messages"] == []
+    assert history["messages"] == [] and history["more"] is False
     welcome = events.wait("bot_message")
     assert welcome["welcome"] is True and welcome["conversation_id"] == history["conversation_id"]
     assert len(welcome["timestamp"]) == 5 and welcome["created_at"].endswith("+00:00")
-    listing = events.wait("conversations")
+    # The sidebar asks for the list itself: a connect reads only what the tab shows.
+    assert events.of("conversations") == []
+    listing = client.emit("list_conversations", {}, callback=True)
     assert listing["active_id"] == history["conversation_id"]
     assert [c["id"] for c in listing["conversations"]] == [history["conversation_id"]]
     # Order matters for seed clients: session_id first.
@@ -56,7 +58,7 @@ def test_user_message_streams_reply_in_order(socket_client, received, fake_groq,
     assert ack["ok"] is True and ack["conversation_id"] == conversation_id
     final = final_of(events, ack["reply_id"])
     start = events.wait("bot_start")
-    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id}
+    assert start == {"reply_id": ack["reply_id"], "conversation_id": conversation_id, "model": "openai/gpt-oss-120b"}
     deltas = [d for d in events.of("bot_delta") if d["reply_id"] == ack["reply_id"]]
     assert [d["seq"] for d in deltas] == list(range(len(deltas)))
     assert "".join(d["text"] for d in deltas) == final["message"] == fake_groq.last_text
@@ -105,6 +107,7 @@ def test_user_message_foreign_session_id_is_session_not_found(socket_client, rec
     client, events, session = connect(socket_client, received)
     ack = client.emit("user_message", {"session_id": "f" * 32, "message": "hello"}, callback=True)
     assert ack == {"ok": False, "error": {"code": "session_not_found", "message": ack["error"]["message"]}}
+    assert ack["error"]["message"].startswith("Session not found")  # the seed's text, first
     assert events.wait("error")["code"] == "session_not_found"
     conversation_id = events.wait("history")["conversation_id"]
     assert stored(app, session["session_id"], conversation_id) == []

@@ -13,7 +13,6 @@ import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.protocol import UPSTREAM_REJECTED
-from chatbot.providers import make_provider
 from chatbot.providers.base import (
     Delta,
     UpstreamError,
@@ -22,7 +21,7 @@ from chatbot.providers.base import (
     parse_retry_after,
 )
 from chatbot.providers.demo import DemoProvider, demo_reply
-from chatbot.providers.groq import DEFAULT_MODEL, GroqProvider
+from chatbot.providers.groq import GroqProvider
 from tests.fake_groq import DEFAULT_TEXT  # the fake_groq fixture comes from conftest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -442,22 +441,6 @@ def test_demo_provider_close_stops_a_waiting_stream():
     assert stream.finish_reason == "stopped"
 
 
-@pytest.mark.parametrize("api_key", [None, "", "   "])
-def test_make_provider_without_key_is_demo(api_key):
-    """No key: the demo, whatever Groq options were passed."""
-    provider = make_provider(api_key=api_key, model="any", timeout=5.0, token_delay=0.001)
-    assert isinstance(provider, DemoProvider) and provider.demo and provider.name == "demo"
-    assert provider.token_delay == 0.001
-
-
-def test_make_provider_with_key_is_groq():
-    """A key: Groq, with the given model, options passed through, and the default model when none is given."""
-    provider = make_provider(api_key=" gsk_k ", model="m", base_url="http://127.0.0.1:9", max_retries=1)
-    assert isinstance(provider, GroqProvider) and not provider.demo and provider.name == "groq"
-    assert provider.model == "m" and provider.max_retries == 1
-    assert make_provider(api_key="gsk_k", model="", base_url="http://127.0.0.1:9").model == DEFAULT_MODEL
-
-
 GREEN_SCRIPT = textwrap.dedent(
     """
     import sys
@@ -521,3 +504,18 @@ def test_groq_provider_under_green_threads(fake_groq, mode):
         "finish": "stopped",
     }
     fake_groq.wait_disconnected(1, WAIT)
+
+
+def test_groq_provider_sends_its_body_without_the_sdk_transform(fake_groq, monkeypatch):
+    """The request body is ours, as built: the SDK's per-message type transform (costly at long contexts) is skipped."""
+    import groq.resources.chat.completions as completions
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the SDK transform ran")
+
+    monkeypatch.setattr(completions, "maybe_transform", refuse)
+    fake_groq.script(text="Plain JSON is enough.")
+    deltas, error = collect(provider_for(fake_groq, temperature=0.5).stream(MESSAGES))
+    assert error is None and "".join(d.text for d in deltas) == "Plain JSON is enough."
+    body = fake_groq.requests[-1]
+    assert body["messages"] == MESSAGES and body["stream"] is True and body["temperature"] == 0.5

@@ -42,13 +42,23 @@ def test_routes_readyz_reports_a_failed_database(app, monkeypatch):
     monkeypatch.setattr(app.extensions["chatbot"].store, "ping", down)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "checks": {"database": "failed"}}
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "failed"},
+                                   "provider": "groq", "model": "openai/gpt-oss-120b"}
     assert b"gone" not in response.data
+
+
+def test_routes_readyz_and_page_say_which_provider_serves(make_app):
+    app = make_app(LLM_PROVIDER="demo")
+    assert app.test_client().get("/readyz").get_json() == {"status": "ok", "checks": {"database": "ok"},
+                                                           "provider": "demo", "model": "demo"}
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "&#34;provider&#34;: &#34;demo&#34;" in page and "Demo mode" in page
 
 
 def test_routes_metrics_are_prometheus_text(app):
     body = app.test_client().get("/metrics").get_data(as_text=True)
-    for name in ("chatbot_connected_sockets 0", "chatbot_replies_in_flight 0", "chatbot_replies_started_total 0"):
+    for name in ("chatbot_connected_sockets 0", "chatbot_replies_in_flight 0",
+                 'chatbot_replies_total{outcome="complete"} 0.0'):
         assert name in body
 
 
@@ -61,3 +71,16 @@ def test_routes_markdown_export_marks_unfinished_replies():
     text = to_markdown(conversation, messages)
     assert text.startswith("# Trip\n")
     assert "## You — t1\n\nPlan it" in text and "## Assistant (interrupted) — t2\n\nDay 1…" in text
+
+
+def test_routes_markdown_export_marks_thinking_apart_from_the_answer():
+    conversation = {"title": "Think", "created_at": "2026-12-01T10:00:00+00:00"}
+    messages = [
+        {"role": "user", "content": "Why?", "status": "complete", "created_at": "t1"},
+        {"role": "assistant", "content": "Because.", "status": "complete", "created_at": "t2",
+         "reasoning": "First line of thought.\n\nSecond."},
+    ]
+    text = to_markdown(conversation, messages)
+    assert "> **Thinking**" in text
+    assert "> First line of thought.\n>\n> Second." in text
+    assert text.index("> Second.") < text.index("Because.")  # the thinking, then the answer

@@ -13,7 +13,6 @@ from chatbot import store as store_module
 from chatbot.store import (
     DEFAULT_TITLE,
     MESSAGE_FIELDS,
-    MIGRATIONS,
     NotFound,
     Store,
     conversations,
@@ -21,7 +20,6 @@ from chatbot.store import (
     messages,
     normalize_url,
     owners,
-    schema_version,
 )
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
@@ -148,7 +146,7 @@ def test_store_sqlite_relative_url_creates_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     store = Store("sqlite:///instance/sub/chatbot.db")
     try:
-        assert store.migrate() == len(MIGRATIONS)
+        assert store.migrate() == alembic_head()
         assert (tmp_path / "instance" / "sub" / "chatbot.db").is_file()
     finally:
         store.close()
@@ -169,50 +167,67 @@ def test_store_ping(store):
     store.ping()
 
 
-# migrations
+# migrations (Alembic; the upgrade of a database made before Alembic is in test_migrations.py)
+
+
+def alembic_head() -> str:
+    """The newest revision in chatbot/store/migrations."""
+    from alembic.script import ScriptDirectory
+
+    from chatbot.store import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_migrate_twice_is_noop(store, owner):
-    assert store.migrate() == len(MIGRATIONS)
+    assert store.migrate() == alembic_head()
     assert store.owner_exists(owner)
     with store.engine.connect() as conn:
-        versions = conn.scalars(sa.select(schema_version.c.version)).all()
-    assert versions == list(range(1, len(MIGRATIONS) + 1))
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all() == [alembic_head()]
 
 
 def test_migrate_upgrade_keeps_rows(make_store):
-    def add_note_column(conn):
-        """A fake step 2."""
-        conn.exec_driver_sql("ALTER TABLE messages ADD COLUMN note TEXT")
-
     old = make_store()
-    assert old.migrate(steps=MIGRATIONS[:1]) == 1
-    owner = old.create_owner()
-    conversation = old.create_conversation(owner)
-    message, _ = old.add_message(owner, conversation["id"], "user", "kept")
-
+    assert old.migrate("0001") == "0001"
+    with old.engine.begin() as conn:
+        now = datetime.now(UTC)
+        conn.execute(sa.insert(owners).values(id="c" * 32, created_at=now, last_seen_at=now))
     new = make_store()
-    assert new.migrate(steps=(*MIGRATIONS[:1], add_note_column)) == 2
-    assert new.migrate(steps=(*MIGRATIONS[:1], add_note_column)) == 2
-    assert new.list_messages(owner, conversation["id"]) == [message]
-    with new.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT note FROM messages").all() == [(None,)]
+    assert new.migrate() == alembic_head()
+    assert new.owner_exists("c" * 32)
+
+
+def test_migrate_refuses_a_newer_database(make_store):
+    store = make_store()
+    store.migrate()
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_from_the_future'")
     with pytest.raises(RuntimeError, match="newer"):
-        old.migrate(steps=MIGRATIONS[:1])
+        make_store().migrate()
 
 
-def test_migrate_failed_step_rolls_back(make_store):
-    def broken_step(conn):
-        """A step 2 that fails after doing some DDL."""
-        conn.exec_driver_sql("CREATE TABLE half_done (id INTEGER)")
-        raise RuntimeError("step failed")
+def test_migrate_failed_revision_rolls_back(make_store, monkeypatch):
+    from alembic.operations import Operations
 
     store = make_store()
-    store.migrate(steps=MIGRATIONS[:1])
-    with pytest.raises(RuntimeError, match="step failed"):
-        store.migrate(steps=(*MIGRATIONS[:1], broken_step))
-    assert not sa.inspect(store.engine).has_table("half_done")
-    assert store.migrate(steps=MIGRATIONS[:1]) == 1
+    store.migrate("0001")
+    real = Operations.batch_alter_table
+
+    def half_then_fail(self, table, *args, **kwargs):
+        """Revision 0002's first change happens, then the revision fails."""
+        if table == "messages":
+            raise RuntimeError("revision failed")
+        return real(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(Operations, "batch_alter_table", half_then_fail)
+    with pytest.raises(RuntimeError, match="revision failed"):
+        store.migrate()
+    monkeypatch.undo()
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("conversations")}
+    assert "model" not in columns  # 0002's first change was rolled back with the rest
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+    assert store.migrate() == alembic_head()
 
 
 def test_migrate_concurrent_start(make_store):
@@ -225,8 +240,9 @@ def test_migrate_concurrent_start(make_store):
         return store.migrate()
 
     with ThreadPoolExecutor(len(stores)) as pool:
-        assert list(pool.map(start, stores)) == [len(MIGRATIONS)] * len(stores)
-    assert count_rows(stores[0], schema_version) == len(MIGRATIONS)
+        assert list(pool.map(start, stores)) == [alembic_head()] * len(stores)
+    with stores[0].engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
 
 
 # owners
@@ -304,7 +320,7 @@ def test_delete_idle_owners_rejects_bad_seconds(store, idle_seconds):
 
 def test_conversation_create_get_list(store, owner):
     created = store.create_conversation(owner, "  My   chat ")
-    assert set(created) == {"id", "title", "created_at", "updated_at", "message_count"}
+    assert set(created) == {"id", "title", "created_at", "updated_at", "model", "message_count"}
     assert created["title"] == "My chat"
     assert created["message_count"] == 0
     assert store.get_conversation(owner, created["id"]) == created

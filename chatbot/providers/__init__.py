@@ -64,7 +64,9 @@ def make_provider(settings: Mapping[str, Any]) -> Provider:
 
 
 def _groq_options(settings: Mapping[str, Any]) -> dict:
-    """The Groq provider's timeout, retry wait and sampling options that are set."""
+    """The Groq provider's timeout, retry, sampling and model-list options that are set."""
     options = {"timeout": settings.get("GROQ_TIMEOUT"), "max_retry_wait": settings.get("GROQ_MAX_RETRY_WAIT"),
-               "temperature": settings.get("GROQ_TEMPERATURE"), "max_tokens": settings.get("GROQ_MAX_TOKENS")}
+               "temperature": settings.get("GROQ_TEMPERATURE"), "max_tokens": settings.get("GROQ_MAX_TOKENS"),
+               "reasoning_effort": settings.get("GROQ_REASONING_EFFORT"),
+               "allowed_models": settings.get("GROQ_MODELS"), "models_ttl": settings.get("GROQ_MODELS_TTL")}
     return {key: value for key, value in options.items() if value is not None}

@@ -61,9 +61,11 @@ class ReplyStream:
     """
 
     def __init__(self) -> None:
-        """Start unfinished, with no usage yet."""
+        """Start unfinished, with no usage or upstream rate-limit counts yet."""
         self.finish_reason: str | None = None
         self.usage: dict | None = None
+        # The upstream's x-ratelimit-remaining-* as last reported (None: not reported, e.g. the demo).
+        self.rate_limits: dict[str, int | None] = {"requests": None, "tokens": None}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
@@ -189,6 +191,28 @@ def parse_retry_after(headers: httpx.Headers | dict) -> float | None:
         return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
         return None
+
+
+def ratelimit_remaining(headers: httpx.Headers | dict) -> dict[str, int | None]:
+    """The upstream's `x-ratelimit-remaining-requests` / `-tokens` as ints (None when absent or unreadable)."""
+    remaining: dict[str, int | None] = {}
+    for kind in ("requests", "tokens"):
+        value = headers.get(f"x-ratelimit-remaining-{kind}")
+        try:
+            remaining[kind] = max(int(float(value)), 0) if value is not None else None
+        except ValueError:
+            remaining[kind] = None
+    return remaining
+
+
+def output_tokens_per_second(usage: dict | None) -> float | None:
+    """Output speed from the upstream's own timing (Groq: completion_tokens / completion_time), else None."""
+    if not isinstance(usage, dict):
+        return None
+    tokens, seconds = usage.get("completion_tokens"), usage.get("completion_time")
+    if not isinstance(tokens, int | float) or not isinstance(seconds, int | float) or tokens <= 0 or seconds <= 0:
+        return None
+    return tokens / seconds
 
 
 class Provider(Protocol):

@@ -71,6 +71,10 @@ class DemoProvider:
         """The demo's one pseudo-model."""
         return [{"id": "demo", "label": "Offline demo", "reasoning": False, "context_window": None}]
 
+    def has_model(self, model_id: str) -> bool:
+        """Whether `model_id` is the demo's pseudo-model."""
+        return model_id == self.model
+
     def close(self) -> None:
         """Nothing to release."""
 

@@ -352,5 +352,9 @@ class LocalProvider:
         return [{"id": self.model, "label": f"{self.model} (local)", "reasoning": False,
                  "context_window": self.window}]
 
+    def has_model(self, model_id: str) -> bool:
+        """Whether `model_id` is the local model (the only one)."""
+        return model_id == self.model
+
     def close(self) -> None:
         """Nothing to release: the process keeps its model for the next app (tests build several)."""

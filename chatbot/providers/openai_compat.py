@@ -5,12 +5,18 @@ takes the base URL as given. Streams are read as raw SSE lines by the shared `ss
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 
 import httpx
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
+from openai._response import ResponseContextManager
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from .models import ModelRegistry
 from .sse import ChatCompletionStream, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -43,10 +49,14 @@ class OpenAICompatProvider(RetryPolicy):
         temperature: float | None = None,
         max_tokens: int | None = None,
         backoff: float = 0.5,
+        allowed_models: Sequence[str] = (),
+        models_ttl: float = 300.0,
+        models_timeout: float = 10.0,
     ):
         """Build the SDK client for `base_url` (e.g. http://localhost:11434/v1); `timeout` is per read.
 
-        Without `model` the server's first listed model is used, looked up on first need.
+        Without `model` the server's first listed model is used, looked up on first need. `allowed_models` (empty:
+        every chat model the server lists) and `models_ttl` shape the list users pick from.
         """
         if not base_url:
             raise ValueError("OpenAICompatProvider needs a base URL such as http://localhost:11434/v1")
@@ -57,6 +67,9 @@ class OpenAICompatProvider(RetryPolicy):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._api_key = api_key or ""
+        self._models_timeout = models_timeout
+        self._allowed_models, self._models_ttl = tuple(allowed_models), models_ttl
+        self._registry: ModelRegistry | None = None
         # Retries are ours (only before the first delta); SDK retries would stack under them.
         self._client = openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url.rstrip("/"), max_retries=0,
                                      timeout=httpx.Timeout(timeout, connect=connect_timeout))
@@ -83,10 +96,17 @@ class OpenAICompatProvider(RetryPolicy):
         return ChatCompletionStream(self, request, on_retry, reasoning_fields=REASONING_FIELDS)
 
     def open_stream(self, request: dict):
-        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects)."""
+        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects).
+
+        As for Groq, this is `chat.completions.with_streaming_response.create` less its per-request transform of the
+        body against the SDK's types (our body is plain JSON already; the transform walks every message).
+        """
         if not request["model"]:
             request["model"] = self.default_model()
-        return self._client.chat.completions.with_streaming_response.create(**request)
+        return ResponseContextManager(functools.partial(
+            self._client.post, "/chat/completions", body=request,
+            options={"headers": {RAW_RESPONSE_HEADER: "stream"}, "security": {"bearer_auth": True}},
+            cast_to=ChatCompletion, stream=True, stream_cls=openai.Stream[ChatCompletionChunk]))
 
     def default_model(self) -> str:
         """The configured model, else the server's first listed one (remembered); raises UpstreamError."""
@@ -99,23 +119,37 @@ class OpenAICompatProvider(RetryPolicy):
         return self.model
 
     def list_models(self) -> list[dict]:
-        """The server's models from `GET /models`: [{id, label, reasoning, context_window}]; raises UpstreamError."""
+        """The server's models from `GET /models`, as listed ({id, context_window?, ...}); raises UpstreamError."""
         try:
-            response = self._client.models.with_raw_response.list()
+            response = self._client.models.with_raw_response.list(timeout=self._models_timeout)
             body = response.http_response.json()
         except Exception as exc:
             raise self.map_exception(exc) from exc
         entries = body.get("data") if isinstance(body, dict) else None
-        models = []
-        for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                models.append({"id": entry["id"], "label": entry["id"], "reasoning": False,
-                               "context_window": _context_window(entry)})
-        return models
+        return [{**entry, "context_window": _context_window(entry)} for entry in entries or []
+                if isinstance(entry, dict) and isinstance(entry.get("id"), str)]
 
     def models(self) -> list[dict]:
-        """The configured model only (the server's list is read by the model registry through `list_models`)."""
-        return [{"id": self.model, "label": self.model, "reasoning": False, "context_window": None}]
+        """The server's chat models the operator allows, the default first (cached; see ModelRegistry)."""
+        registry = self._models()
+        return registry.models() if registry is not None else []
+
+    def has_model(self, model_id: str) -> bool:
+        """Whether users may pick `model_id` for a conversation."""
+        registry = self._models()
+        return registry is not None and registry.has(model_id)
+
+    def _models(self) -> ModelRegistry | None:
+        """The model registry, made once the default model is known (it is always offered first); None until then."""
+        if self._registry is None:
+            try:
+                default = self.default_model()
+            except UpstreamError as exc:
+                log.warning("openai model list unavailable code=%s detail=%s", exc.code, exc.detail)
+                return None
+            self._registry = ModelRegistry(self.list_models, default, allowed=self._allowed_models,
+                                           ttl=self._models_ttl, name="the OpenAI-compatible server")
+        return self._registry
 
     def close(self) -> None:
         """Close the pooled HTTP connections."""
@@ -147,7 +181,8 @@ class OpenAICompatProvider(RetryPolicy):
 
 
 def _context_window(entry: dict) -> int | None:
-    """The context length a server reports for a model, under whichever name it uses."""
+    """The context length a server reports for a model, under whichever name it uses (vLLM: max_model_len,
+    llama-server: meta.n_ctx_train, Groq and OpenRouter: context_window / context_length)."""
     meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
     for value in (entry.get("context_window"), entry.get("max_model_len"), entry.get("context_length"),
                   meta.get("n_ctx_train")):

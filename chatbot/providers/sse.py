@@ -13,7 +13,15 @@ from collections.abc import Iterator
 
 import httpx
 
-from .base import Delta, ReplyStream, RetryCallback, UpstreamError, error_from_event, upstream_error
+from .base import (
+    Delta,
+    ReplyStream,
+    RetryCallback,
+    UpstreamError,
+    error_from_event,
+    ratelimit_remaining,
+    upstream_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +110,27 @@ class ChatCompletionStream(ReplyStream):
         except UpstreamError:
             raise
         except Exception as exc:
+            response = getattr(exc, "response", None)  # the SDKs' APIStatusError keeps the refused response
+            if isinstance(response, httpx.Response):
+                self._note_rate_limits(response.headers)
             if self._upstream_done:
                 return  # the reply was complete; a hiccup while closing the body loses nothing
             raise self._provider.map_exception(exc) from exc
 
     def _attach(self, response: httpx.Response) -> bool:
         """Expose the response to close(); False if close() already happened."""
+        self._note_rate_limits(response.headers)
         with self._lock:
             if self._closed:
                 return False
             self._response = response
             return True
+
+    def _note_rate_limits(self, headers: httpx.Headers) -> None:
+        """Keep the remaining counts a response (also a refusal) reports; one it leaves out keeps its earlier value."""
+        for kind, value in ratelimit_remaining(headers).items():
+            if value is not None:
+                self.rate_limits[kind] = value
 
     def _parse(self, response: httpx.Response) -> Iterator[Delta]:
         """Parse SSE lines with json, yielding each non-empty delta as soon as its line arrives."""

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from .queries import (
-    AUTO_TITLE_MAX,
-    DEFAULT_TITLE,
-    NotFound,
-    Store,
-    isolated_database,
-)
+from .conversations import ConversationQueries
+from .engine import Database, alembic_config, isolated_database
+from .messages import MessageQueries
+from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
 from .schema import (
     CLIENT_ID_MAX,
     MESSAGE_FIELDS,
-    MIGRATIONS,
     SQLITE_BUSY_TIMEOUT_MS,
     TITLE_MAX,
     conversations,
@@ -22,9 +18,15 @@ from .schema import (
     owners,
     schema_version,
 )
+from .turns import TurnQueries, TurnStart
+
+
+class Store(TurnQueries, MessageQueries, ConversationQueries, Database):
+    """Conversation store shared by all handlers; each call runs in its own short transaction."""
+
 
 __all__ = [
-    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "MIGRATIONS", "NotFound",
-    "SQLITE_BUSY_TIMEOUT_MS", "Store", "TITLE_MAX", "conversations", "isolated_database", "messages", "metadata",
+    "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "SQLITE_BUSY_TIMEOUT_MS", "Store",
+    "TITLE_MAX", "TurnStart", "alembic_config", "conversations", "isolated_database", "messages", "metadata",
     "normalize_url", "owners", "schema_version",
 ]

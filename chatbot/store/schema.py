@@ -1,10 +1,10 @@
-"""The database schema: tables, the versioned migrations, URL rules and SQLite connection settings (no Flask)."""
+"""The database schema as the code sees it (Alembic's revisions in migrations/ build it), URL rules and SQLite
+connection settings (no Flask)."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ conversations = sa.Table(
     sa.Column("title", sa.String(TITLE_MAX), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("model", sa.String(100), nullable=True),  # the model this conversation asks for (None: the default)
     # Serves both "this owner's conversations" and the newest-first listing.
     sa.Index("ix_conversations_owner_updated", "owner_id", "updated_at"),
 )
@@ -82,6 +83,8 @@ messages = sa.Table(
     sa.Column("usage", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("finish_reason", sa.String(32), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
+    sa.Column("speed", sa.JSON(none_as_null=True), nullable=True),  # {ttft, tokens_per_second} of a reply
     # One index answers "messages of a conversation in order", including "the newest n".
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
@@ -90,6 +93,7 @@ messages = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# The hand-written migrations' version table: a database that has it is adopted by Alembic (store.engine).
 schema_version = sa.Table(
     "schema_version",
     sa.MetaData(),
@@ -100,19 +104,8 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code",
+    "finish_reason", "error_code", "model", "speed",
 )  # fmt: skip
-
-Migration = Callable[[Connection], None]
-
-
-def _create_tables_v1(conn: Connection) -> None:
-    """Migration step 1: the owners, conversations and messages tables."""
-    # The tables above are the v1 shape. A later step that changes one must freeze a copy of v1 for this step.
-    metadata.create_all(conn, tables=[owners, conversations, messages])
-
-
-MIGRATIONS: tuple[Migration, ...] = (_create_tables_v1,)
 
 
 def normalize_url(url: str) -> str:

@@ -71,14 +71,15 @@ class Pacer:
         # and keeps this task's wake-ups (and their CPU) low while many replies stream.
         self._interval = PACER_INTERVAL
         self._stop_requested = stop_requested
-        self._active: dict[int, tuple[ReplyOutbox, object]] = {}
+        self._active: dict[int, tuple[tuple[ReplyOutbox, ...], object]] = {}
         self._lock = threading.Lock()
         self._running = False
 
-    def watch(self, box: ReplyOutbox, stream) -> None:
-        """Pace `box` and watch its stream for stop requests until `forget`."""
+    def watch(self, box: ReplyOutbox, stream, *more: ReplyOutbox) -> None:
+        """Pace `box` (and a reply's other outboxes, e.g. its thinking) and watch its stream for stop requests until
+        `forget`."""
         with self._lock:
-            self._active[box.reply_id] = (box, stream)
+            self._active[box.reply_id] = ((box, *more), stream)
             if self._running:
                 return
             self._running = True
@@ -98,10 +99,11 @@ class Pacer:
                     self._running = False
                     return
                 active = list(self._active.values())
-            for box, stream in active:
+            for boxes, stream in active:
                 try:
-                    box.flush(only_if_due=True)
-                    if self._stop_requested(box.reply_id):
+                    for box in boxes:
+                        box.flush(only_if_due=True)
+                    if self._stop_requested(boxes[0].reply_id):
                         stream.close()
                 except Exception:  # one reply's trouble (e.g. Redis away) must not stop the pacing of the others
-                    log.exception("reply=%s pacing failed", box.reply_id)
+                    log.exception("reply=%s pacing failed", boxes[0].reply_id)

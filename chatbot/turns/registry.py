@@ -25,6 +25,7 @@ class ReplyState:
     owner_id: str
     conversation_id: str
     deltas: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     final: dict[str, Any] | None = None
     stop: bool = False
     finished_at: float | None = None
@@ -58,8 +59,9 @@ class MemoryReplies:
             self._busy[conversation_id] = reply_id
             self._replies[reply_id] = ReplyState(owner_id, conversation_id)
 
-    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
-        """The reply is alive (nothing to do in one process: it cannot die without the registry)."""
+    def heartbeat_many(self, replies: list[tuple[int, str]]) -> None:
+        """The replies [(reply id, conversation id)] are alive (nothing to do in one process: it cannot die without
+        the registry)."""
 
     def release(self, conversation_id: str, owner_id: str) -> None:
         """Free a reservation that never began (the user message could not be stored)."""
@@ -81,10 +83,11 @@ class MemoryReplies:
         with self._lock:
             return self._busy.get(conversation_id) or None
 
-    def append(self, reply_id: int, seq: int, text: str) -> None:
-        """Log delta `seq` of a reply (seq is its index in the log)."""
+    def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
+        """Log delta `seq` of a reply's answer (kind "text") or thinking ("reasoning"); seq is its index."""
         with self._lock:
-            self._replies[reply_id].deltas.append(text)
+            state = self._replies[reply_id]
+            (state.reasoning if kind == "reasoning" else state.deltas).append(text)
 
     def finish(self, reply_id: int, final: dict[str, Any]) -> None:
         """Mark the reply done with its final payload and free its conversation."""
@@ -95,13 +98,14 @@ class MemoryReplies:
                 del self._busy[state.conversation_id]
                 self._uncount(state.owner_id)
 
-    def since(self, reply_id: int, after_seq: int) -> tuple[list[str], dict | None] | None:
-        """(deltas after `after_seq`, final or None), or None when the registry has no such reply."""
+    def since(self, reply_id: int, after_seq: int, kind: str = "text") -> tuple[list[str], dict | None] | None:
+        """(deltas of `kind` after `after_seq`, final or None), or None when the registry has no such reply."""
         with self._lock:
             state = self._replies.get(reply_id)
             if state is None:
                 return None
-            return state.deltas[max(after_seq + 1, 0) :], state.final
+            log = state.reasoning if kind == "reasoning" else state.deltas
+            return log[max(after_seq + 1, 0) :], state.final
 
     def owner_of(self, reply_id: int) -> tuple[str, str] | None:
         """(owner, conversation) of a reply the registry knows, else None."""
@@ -168,11 +172,13 @@ class RedisReplies:
         pipe.expire(self._key("reply", reply_id), int(RESERVATION_TTL))
         pipe.execute()
 
-    def heartbeat(self, reply_id: int, conversation_id: str) -> None:
-        """Keep the reservation and the reply's log alive while it streams."""
+    def heartbeat_many(self, replies: list[tuple[int, str]]) -> None:
+        """Keep the reservations and logs of the replies [(reply id, conversation id)] alive, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        for key in (self._key("busy", conversation_id), self._key("reply", reply_id), self._key("deltas", reply_id)):
-            pipe.expire(key, int(RESERVATION_TTL))
+        for reply_id, conversation_id in replies:
+            for key in (self._key("busy", conversation_id), self._key("reply", reply_id),
+                        self._key("deltas", reply_id), self._key("thinking", reply_id)):
+                pipe.expire(key, int(RESERVATION_TTL))
         pipe.execute()
 
     def release(self, conversation_id: str, owner_id: str) -> None:
@@ -186,9 +192,9 @@ class RedisReplies:
         value = self._redis.get(self._key("busy", conversation_id))
         return int(value) if value and value != "0" else None
 
-    def append(self, reply_id: int, seq: int, text: str) -> None:
-        """Log delta `seq` of a reply."""
-        key = self._key("deltas", reply_id)
+    def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
+        """Log delta `seq` of a reply's answer (kind "text") or thinking ("reasoning")."""
+        key = self._key("thinking" if kind == "reasoning" else "deltas", reply_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.rpush(key, text)
         if seq == 0:
@@ -200,18 +206,18 @@ class RedisReplies:
         info = self._redis.hgetall(self._key("reply", reply_id))
         pipe = self._redis.pipeline()
         pipe.hset(self._key("reply", reply_id), "final", json.dumps(final))
-        for key in (self._key("reply", reply_id), self._key("deltas", reply_id)):
+        for key in (self._key("reply", reply_id), self._key("deltas", reply_id), self._key("thinking", reply_id)):
             pipe.expire(key, int(FINISHED_TTL))
         if info:
             pipe.delete(self._key("busy", info["conversation"]))
             pipe.decr(self._key("owner", info["owner"]))
         pipe.execute()
 
-    def since(self, reply_id: int, after_seq: int) -> tuple[list[str], dict | None] | None:
-        """(deltas after `after_seq`, final or None), or None when the registry has no such reply."""
+    def since(self, reply_id: int, after_seq: int, kind: str = "text") -> tuple[list[str], dict | None] | None:
+        """(deltas of `kind` after `after_seq`, final or None), or None when the registry has no such reply."""
         pipe = self._redis.pipeline()
         pipe.hgetall(self._key("reply", reply_id))
-        pipe.lrange(self._key("deltas", reply_id), max(after_seq + 1, 0), -1)
+        pipe.lrange(self._key("thinking" if kind == "reasoning" else "deltas", reply_id), max(after_seq + 1, 0), -1)
         info, deltas = pipe.execute()
         if not info:
             return None

@@ -43,6 +43,12 @@ def logged_content(text: str) -> str:
     return f" content={text!r}" if current_app.config["LOG_CONTENT"] else ""
 
 
+def count_refusal(error: ChatError) -> None:
+    """Count a refusal by one of our own limits in the metrics."""
+    if error.code == "rate_limited":
+        current_app.extensions["chatbot_metrics"].rate_limited(error.kind or "other")
+
+
 def edge(handler):
     """Turn exceptions into the protocol's `error` event and a `{ok: false}` ack; internals go to the log only."""
 
@@ -61,6 +67,7 @@ def edge(handler):
             log.exception("event=%s sid=%s ref=%s failed", handler.__name__, request.sid, ref)
             error = ChatError("internal", f"Something went wrong on our side (reference {ref}).")
         log.info("event=%s sid=%s refused code=%s", handler.__name__, request.sid, error.code)
+        count_refusal(error)
         emit("error", error.payload())
         return {"ok": False, "error": error.payload()}
 
@@ -78,17 +85,19 @@ def on_connect(auth=None):
         chat.admit(client_ip())
     except ChatError as exc:
         log.info("event=connect sid=%s ip=%s refused code=%s", request.sid, client_ip(), exc.code)
+        count_refusal(exc)
         # Two arguments: the client's connect_error gets {message: <sentence>, data: {code, message, retry_after}}
         # (with one, python-socketio would send the dict's Python repr as the message).
         raise ConnectionRefusedError(exc.message, exc.payload()) from None
     token = auth.get("token") if isinstance(auth, dict) else None
     owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
-    owner_id = chat.connect(request.sid, owner_id, client_ip())
+    owner_id, history = chat.connect(request.sid, owner_id, client_ip())
+    current_app.extensions["chatbot_metrics"].connection_opened()
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
                         "demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
                         "notice": chat.provider.notice})
-    chat.send_view(request.sid)
+    chat.send_history(request.sid, history)
 
 
 @socketio.on("disconnect")
@@ -129,7 +138,8 @@ def on_stop(payload=None):
 def on_resume(payload=None):
     """Sent after a reconnect: re-send the reply's deltas after `after_seq`, then its final message when done."""
     data = protocol.payload_dict(payload)
-    return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data))
+    return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data),
+                            protocol.after_seq(data, "after_reasoning_seq"))
 
 
 @socketio.on("regenerate")
@@ -140,12 +150,37 @@ def on_regenerate(payload=None):
     return service().regenerate(request.sid, protocol.optional_id(data, "conversation_id"))
 
 
+@socketio.on("load_more")
+@edge
+def on_load_more(payload=None):
+    """Sent when the user scrolls to the top of a conversation: the page of messages before `before_id`."""
+    data = protocol.payload_dict(payload)
+    return service().load_more(request.sid, protocol.required_id(data, "conversation_id"), protocol.before_id(data))
+
+
+@socketio.on("list_models")
+@edge
+def on_list_models(payload=None):
+    """Sent by the model picker: the models the operator allows, and the default."""
+    protocol.payload_dict(payload)
+    return service().conversations.list_models(request.sid)
+
+
+@socketio.on("set_model")
+@edge
+def on_set_model(payload=None):
+    """Sent when the user picks a model for a conversation (null: back to the default)."""
+    data = protocol.payload_dict(payload)
+    return service().conversations.set_model(request.sid, protocol.required_id(data, "conversation_id"),
+                                             protocol.model_id(data))
+
+
 @socketio.on("list_conversations")
 @edge
 def on_list_conversations(payload=None):
     """Sent by the sidebar: the session's conversations, newest first."""
     protocol.payload_dict(payload)
-    return service().list_conversations(request.sid)
+    return service().conversations.list(request.sid)
 
 
 @socketio.on("new_conversation")
@@ -153,7 +188,7 @@ def on_list_conversations(payload=None):
 def on_new_conversation(payload=None):
     """Sent by the New chat button: create a conversation and show it."""
     protocol.payload_dict(payload)
-    return service().new_conversation(request.sid)
+    return service().conversations.new(request.sid)
 
 
 @socketio.on("open_conversation")
@@ -161,7 +196,7 @@ def on_new_conversation(payload=None):
 def on_open_conversation(payload=None):
     """Sent when the user picks a conversation in the sidebar: show its history."""
     data = protocol.payload_dict(payload)
-    return service().open_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+    return service().conversations.open(request.sid, protocol.required_id(data, "conversation_id"))
 
 
 @socketio.on("rename_conversation")
@@ -169,8 +204,8 @@ def on_open_conversation(payload=None):
 def on_rename_conversation(payload=None):
     """Sent when the user renames a conversation."""
     data = protocol.payload_dict(payload)
-    return service().rename_conversation(request.sid, protocol.required_id(data, "conversation_id"),
-                                         protocol.title_text(data))
+    return service().conversations.rename(request.sid, protocol.required_id(data, "conversation_id"),
+                                          protocol.title_text(data))
 
 
 @socketio.on("delete_conversation")
@@ -178,7 +213,7 @@ def on_rename_conversation(payload=None):
 def on_delete_conversation(payload=None):
     """Sent when the user confirms deleting a conversation."""
     data = protocol.payload_dict(payload)
-    return service().delete_conversation(request.sid, protocol.required_id(data, "conversation_id"))
+    return service().conversations.delete(request.sid, protocol.required_id(data, "conversation_id"))
 
 
 @socketio.on_error_default

@@ -88,17 +88,9 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    """Prometheus text metrics of this process."""
-    chat = current_app.extensions["chatbot"]
-    lines = [
-        "# TYPE chatbot_connected_sockets gauge",
-        f"chatbot_connected_sockets {len(chat.sockets)}",
-        "# TYPE chatbot_replies_in_flight gauge",
-        f"chatbot_replies_in_flight {chat.replies_in_flight()}",
-    ]
-    for name, value in chat.counters.items():
-        lines += [f"# TYPE chatbot_{name}_total counter", f"chatbot_{name}_total {value}"]
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """Prometheus metrics of this process (each process of a deployment exposes its own)."""
+    body, content_type = current_app.extensions["chatbot_metrics"].render()
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/conversations/<conversation_id>/export.<fmt>")
@@ -115,6 +107,8 @@ def export(conversation_id: str, fmt: str):
         messages = store.list_messages(owner_id, conversation_id)
     except NotFound:
         return _not_found()
+    if not current_app.config["SHOW_REASONING"]:
+        messages = [{**message, "reasoning": None} for message in messages]
     filename = f"conversation-{conversation_id[:8]}.{fmt}"
     if fmt == "json":
         body = json.dumps({"conversation": conversation, "messages": messages}, ensure_ascii=False, indent=2)
@@ -134,7 +128,12 @@ def to_markdown(conversation: dict, messages: list[dict]) -> str:
     for message in messages:
         who = "You" if message["role"] == "user" else "Assistant"
         note = "" if message["status"] == "complete" else f" ({message['status']})"
-        out += [f"## {who}{note} — {message['created_at']}", "", message["content"], ""]
+        out += [f"## {who}{note} — {message['created_at']}", ""]
+        if message.get("reasoning"):
+            thinking = "\n".join(f"> {line}" if line else ">" for line in message["reasoning"].splitlines())
+            out += ["> **Thinking** (the model's reasoning before it answered; not part of the answer)", ">",
+                    thinking, ""]
+        out += [message["content"], ""]
     return "\n".join(out)
 
 

@@ -5,10 +5,12 @@
 
 import { Composer } from "./composer.js";
 import {
-  announce, appendMessage, applyDelta, ensureReplyBubble, finishReply, followBottom, hooks, list, refreshRegenerate,
-  renderHistory, replyState, streamingReply, updateTitle, view, wireScrolling,
+  announce, appendMessage, applyDelta, applyReasoning, ensureReplyBubble, finishReply, followBottom, hooks, list,
+  olderFailed, prependOlder, refreshRegenerate, renderHistory, replyState, streamingReply, updateTitle, view,
+  wireScrolling,
 } from "./conversation.js";
 import { setupHighlighting } from "./markdown.js";
+import { ModelPicker } from "./models.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
 import { Sidebar, titleOf } from "./sidebar.js";
 import { showError } from "./toasts.js";
@@ -56,6 +58,12 @@ const composer = new Composer({
   announce,
 });
 
+const picker = new ModelPicker((model) => {
+  request("set_model", { conversation_id: view.activeId, model }).then((resp) => {
+    if (!resp) picker.show(sidebar.find(view.activeId)?.model); // refused: show what the conversation still uses
+  });
+});
+
 const sidebar = new Sidebar({
   open: (id) => request("open_conversation", { conversation_id: id }),
   create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
@@ -66,9 +74,13 @@ const sidebar = new Sidebar({
 Object.assign(hooks, {
   changed: () => composer.set({ streaming: streamingReply() !== null, stopping: false }),
   regenerate,
-  activated: (id) => sidebar.setActive(id),
+  activated: (id) => {
+    sidebar.setActive(id);
+    picker.show(sidebar.find(id)?.model);
+  },
   conversation: (id) => sidebar.find(id),
   titleOf,
+  loadOlder,
 });
 
 /** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null. */
@@ -163,7 +175,8 @@ function regenerate() {
 
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
 function resumeReply(reply) {
-  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1 };
+  const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1,
+    after_reasoning_seq: reply.nextReasoningSeq - 1 };
   state.socket.timeout(ACK_TIMEOUT_MS).emit("resume", payload, (err, resp) => {
     if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
     if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
@@ -216,7 +229,9 @@ function onBotMessage(data) {
   if (data.created_at) setTime(reply.el, data.created_at);
   const status = FINISH_STATUS[data.finish_reason] || "complete";
   const note = data.error && data.error.message ? data.error.message : "";
-  finishReply(reply, { text: data.message ?? reply.text, status, note });
+  finishReply(reply, { text: data.message ?? reply.text, status, note, reasoning: data.reasoning || null,
+    usage: data.usage, speed: data.speed, model: data.model });
+  if (data.error && data.error.code === "model_unavailable") picker.nudge();
   followBottom();
   const label = status === "complete" ? "" : ` (${status === "error" ? "failed" : status})`;
   announce(`Assistant replied${label}: ${summary(reply.el)}`);
@@ -233,6 +248,21 @@ function onError(data) {
   }
 }
 
+/** Show the session's conversation list (the `conversations` event, or the list_conversations ack). */
+function renderConversations(data) {
+  sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  picker.show(sidebar.find(view.activeId)?.model);
+  updateTitle();
+}
+
+/** Fetch the page of messages before `beforeId` and put it above what is shown. */
+function loadOlder(conversationId, beforeId) {
+  request("load_more", { conversation_id: conversationId, before_id: beforeId }).then((resp) => {
+    if (resp) prependOlder(String(resp.conversation_id), resp.messages || [], Boolean(resp.more));
+    else olderFailed();
+  });
+}
+
 /** Connect and register every server event. */
 function connect() {
   const socket = io({ transports: ["websocket", "polling"] });
@@ -240,6 +270,9 @@ function connect() {
 
   socket.on("connect", () => {
     setStatus("connected", "Connected");
+    // A connect sends only what the tab shows; the sidebar asks for the list itself.
+    request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
+    request("list_models", {}).then((resp) => resp && picker.setModels(resp));
     for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
   });
   socket.on("disconnect", (reason) => {
@@ -268,11 +301,15 @@ function connect() {
   socket.on("session_id", (data) => showProvider(data.provider ?? config.provider, data.model ?? config.model,
     data.notice ?? config.notice));
   socket.on("history", (data) => {
-    const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values());
+    const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),
+      Boolean(data.more));
     for (const reply of inFlight) resumeReply(reply);
   });
-  socket.on("conversations", (data) => {
-    sidebar.render(data.conversations || [], view.activeId ?? (data.active_id != null ? String(data.active_id) : null));
+  socket.on("conversations", renderConversations);
+  socket.on("conversation_updated", (data) => {
+    if (!data || !data.conversation) return;
+    sidebar.upsert(data.conversation);
+    if (String(data.conversation.id) === view.activeId) picker.show(data.conversation.model);
     updateTitle();
   });
   socket.on("user_message_echo", (data) => {
@@ -283,6 +320,10 @@ function connect() {
     refreshRegenerate();
   });
   socket.on("bot_start", (data) => ensureReplyBubble(data.reply_id, String(data.conversation_id)));
+  socket.on("bot_reasoning", (data) => {
+    const reply = view.replies.get(String(data.reply_id));
+    if (reply) applyReasoning(reply, Number(data.seq), String(data.text ?? ""));
+  });
   socket.on("bot_delta", (data) => {
     const reply = view.replies.get(String(data.reply_id));
     if (reply) applyDelta(reply, Number(data.seq), String(data.text ?? ""));

@@ -4,8 +4,11 @@
 import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
+import { foldThinking, setUsage, showThinking } from "./thinking.js";
 
 const STICK_THRESHOLD_PX = 80;
+// Older messages are asked for when the reader scrolls this close to the top of a paged history.
+const LOAD_OLDER_PX = 200;
 
 export const list = document.getElementById("message-list");
 const scroller = document.getElementById("messages");
@@ -18,6 +21,8 @@ export const view = {
   dirty: new Set(), // replies whose bubble needs re-rendering at the next animation frame
   frame: 0,
   stuck: true, // the view follows new text while the reader is at the bottom
+  more: false, // the server holds older messages of this conversation than those shown (history is paged)
+  loadingOlder: false, // a load_more request is on its way
 };
 
 // Set by chat.js: what the rest of the page does when the conversation view changes.
@@ -27,6 +32,7 @@ export const hooks = {
   activated: () => {}, // another conversation is now shown
   conversation: () => null, // the sidebar's record of a conversation id
   titleOf: () => "ChatbotWS",
+  loadOlder: () => {}, // the reader reached the top of a paged history: fetch the page before this message id
 };
 
 /** Announce text to screen readers through the polite live region. */
@@ -66,6 +72,7 @@ export function wireScrolling() {
   scroller.addEventListener("scroll", () => {
     view.stuck = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_THRESHOLD_PX;
     jumpButton.hidden = view.stuck;
+    maybeLoadOlder();
   }, { passive: true });
   // A growing composer (or a rotated phone) shrinks the view: stay at the bottom if the reader was there.
   new ResizeObserver(() => followBottom()).observe(scroller);
@@ -84,7 +91,8 @@ export function replyState(replyId, conversationId) {
   if (!reply) {
     // `wire` keeps the id exactly as the server sent it (a number): the server checks its type.
     reply = { id, wire: replyId, conversationId: String(conversationId), el: null, text: "", nextSeq: 0,
-      buffer: new Map(), done: false };
+      buffer: new Map(), done: false, thinking: "", nextReasoningSeq: 0, reasoningBuffer: new Map(),
+      thinkingSince: null, thoughtFor: null };
     view.replies.set(id, reply);
   }
   return reply;
@@ -98,6 +106,7 @@ export function ensureReplyBubble(replyId, conversationId) {
     reply.el = createMessage({ role: "assistant", content: reply.text });
     reply.el.dataset.replyId = reply.id;
     setStreaming(reply.el, true);
+    showThinking(reply.el, reply.thinking, { live: !reply.text });
     appendMessage(reply.el);
   }
   refreshRegenerate();
@@ -115,15 +124,36 @@ function scheduleRender(reply) {
 function flushRenders() {
   view.frame = 0;
   for (const reply of view.dirty) {
-    if (reply.el && reply.el.isConnected && !reply.done) setText(reply.el, reply.text);
+    if (!reply.el || !reply.el.isConnected || reply.done) continue;
+    if (reply.thinking) showThinking(reply.el, reply.thinking, { live: !reply.text });
+    if (reply.text && reply.thinking) foldThinking(reply.el, reply.thoughtFor);
+    setText(reply.el, reply.text);
   }
   view.dirty.clear();
   followBottom();
 }
 
+/** Apply one piece of thinking in seq order (its own seq, like the answer's). */
+export function applyReasoning(reply, seq, text) {
+  if (reply.done || seq < reply.nextReasoningSeq) return;
+  reply.reasoningBuffer.set(seq, text);
+  let changed = false;
+  while (reply.reasoningBuffer.has(reply.nextReasoningSeq)) {
+    reply.thinking += reply.reasoningBuffer.get(reply.nextReasoningSeq);
+    reply.reasoningBuffer.delete(reply.nextReasoningSeq);
+    reply.nextReasoningSeq += 1;
+    changed = true;
+  }
+  if (reply.thinkingSince === null) reply.thinkingSince = performance.now();
+  if (changed) scheduleRender(reply);
+}
+
 /** Apply one delta in seq order: duplicates are dropped, early arrivals wait for the gap to fill. */
 export function applyDelta(reply, seq, text) {
   if (reply.done || seq < reply.nextSeq) return;
+  if (!reply.text && reply.thinkingSince !== null && reply.thoughtFor === null) {
+    reply.thoughtFor = (performance.now() - reply.thinkingSince) / 1000; // the answer starts: thinking is over
+  }
   reply.buffer.set(seq, text);
   let changed = false;
   while (reply.buffer.has(reply.nextSeq)) {
@@ -139,12 +169,17 @@ export function applyDelta(reply, seq, text) {
 }
 
 /** End a reply: final text (if given), status label, no more streaming look. */
-export function finishReply(reply, { text = null, status = "complete", note = "" } = {}) {
+export function finishReply(reply, { text = null, status = "complete", note = "", reasoning = null, usage = null,
+  speed = null, model = null } = {}) {
   reply.done = true;
   view.dirty.delete(reply);
   if (text !== null) reply.text = text;
+  if (reasoning) reply.thinking = reasoning;
   const el = reply.el;
   if (el && el.isConnected) {
+    showThinking(el, reply.thinking);
+    foldThinking(el, reply.thoughtFor);
+    setUsage(el, usage, speed, model);
     setText(el, reply.text);
     setStreaming(el, false);
     setLabel(el, status);
@@ -170,48 +205,86 @@ export function refreshRegenerate() {
 
 // ---- history --------------------------------------------------------------------------------------------------
 
+/** Build the bubble of one stored message; a reply still streaming is recorded in `toResume`. */
+function historyElement(message, conversationId, seen, toResume) {
+  const isUser = message.role === "user";
+  const el = createMessage({
+    role: isUser ? "user" : "assistant",
+    content: message.status === "streaming" ? "" : message.content || "",
+    createdAt: message.created_at,
+    id: message.id,
+  });
+  if (isUser) return el;
+  if (message.reply_id != null) el.dataset.replyId = String(message.reply_id);
+  const known = message.reply_id != null ? view.replies.get(String(message.reply_id)) : null;
+  if (message.status === "streaming" && message.reply_id != null && !(known && known.done)) {
+    const reply = replyState(message.reply_id, conversationId);
+    seen.add(reply.id);
+    reply.el = el;
+    setText(el, reply.text);
+    setStreaming(el, true);
+    toResume.push(reply);
+  } else {
+    setLabel(el, message.status === "streaming" ? "complete" : message.status);
+    if (message.status === "streaming" && known) setText(el, known.text);
+    showThinking(el, message.reasoning || "");
+    foldThinking(el);
+    setUsage(el, message.usage, message.speed, message.model);
+    addCopyButton(el);
+    if (known) {
+      known.done = true; // it finished while we were away; the stored text is authoritative
+      seen.add(known.id);
+    }
+  }
+  return el;
+}
+
+/** Ask for the page before the oldest message shown, when the reader is near the top and there is one. */
+function maybeLoadOlder() {
+  if (!view.more || view.loadingOlder || scroller.scrollTop > LOAD_OLDER_PX) return;
+  const oldest = list.querySelector("[data-message-id]");
+  if (!oldest) return;
+  view.loadingOlder = true;
+  hooks.loadOlder(view.activeId, Number(oldest.dataset.messageId));
+}
+
+/** Put an older page above the messages shown, keeping what the reader looks at in place. */
+export function prependOlder(conversationId, messages, more) {
+  view.loadingOlder = false;
+  if (conversationId !== view.activeId) return;
+  const oldest = list.querySelector("[data-message-id]");
+  const before = oldest ? Number(oldest.dataset.messageId) : Infinity;
+  const fragment = document.createDocumentFragment();
+  for (const message of messages) {
+    if (Number(message.id) < before) fragment.append(historyElement(message, conversationId, new Set(), []));
+  }
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  list.prepend(fragment);
+  scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  view.more = more;
+  requestAnimationFrame(maybeLoadOlder);
+}
+
+/** A load_more request failed: allow another try on the next scroll. */
+export function olderFailed() {
+  view.loadingOlder = false;
+}
+
 /** Render a whole conversation in one batch; return the replies still in flight (to resume). */
-export function renderHistory(conversationId, messages, unconfirmed = []) {
+export function renderHistory(conversationId, messages, unconfirmed = [], more = false) {
   const same = conversationId === view.activeId;
   const previousTop = scroller.scrollTop;
   const wasStuck = view.stuck;
   view.activeId = conversationId;
+  view.more = more;
+  view.loadingOlder = false;
   hooks.activated(conversationId);
   updateTitle();
 
   const fragment = document.createDocumentFragment();
   const toResume = [];
   const seen = new Set();
-  for (const message of messages) {
-    const isUser = message.role === "user";
-    const el = createMessage({
-      role: isUser ? "user" : "assistant",
-      content: message.status === "streaming" ? "" : message.content || "",
-      createdAt: message.created_at,
-      id: message.id,
-    });
-    if (!isUser) {
-      if (message.reply_id != null) el.dataset.replyId = String(message.reply_id);
-      const known = message.reply_id != null ? view.replies.get(String(message.reply_id)) : null;
-      if (message.status === "streaming" && message.reply_id != null && !(known && known.done)) {
-        const reply = replyState(message.reply_id, conversationId);
-        seen.add(reply.id);
-        reply.el = el;
-        setText(el, reply.text);
-        setStreaming(el, true);
-        toResume.push(reply);
-      } else {
-        setLabel(el, message.status === "streaming" ? "complete" : message.status);
-        if (message.status === "streaming" && known) setText(el, known.text);
-        addCopyButton(el);
-        if (known) {
-          known.done = true; // it finished while we were away; the stored text is authoritative
-          seen.add(known.id);
-        }
-      }
-    }
-    fragment.append(el);
-  }
+  for (const message of messages) fragment.append(historyElement(message, conversationId, seen, toResume));
   // Replies in flight that the history does not list yet (e.g. a regenerate racing its history) stay on screen.
   for (const reply of view.replies.values()) {
     if (reply.done || reply.conversationId !== conversationId || seen.has(reply.id)) continue;

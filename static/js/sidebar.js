@@ -82,6 +82,13 @@ export class Sidebar {
     if (focusKey) this.restoreFocus(...focusKey);
   }
 
+  /** Put one changed conversation (a reply finished, a rename) in its place, newest activity first. */
+  upsert(conversation) {
+    const others = this.conversations.filter((c) => String(c.id) !== String(conversation.id));
+    const key = (c) => c.updated_at || c.created_at || "";
+    this.render([conversation, ...others].sort((a, b) => key(b).localeCompare(key(a))), null);
+  }
+
   /** Focus a control of a conversation item after a re-render. */
   restoreFocus(id, action) {
     const item = this.itemFor(id);

@@ -1,0 +1,184 @@
+"""Owners (sessions) and conversations: every query scoped to its owner."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from .rows import (
+    _CONVERSATION_COLUMNS,
+    DEFAULT_TITLE,
+    NotFound,
+    _clean_title,
+    _conversation,
+    _iso,
+    _now,
+    _seconds,
+    _valid_id,
+)
+from .schema import conversations, owners
+
+
+class ConversationQueries:
+    """Owner and conversation queries (mixed into Store, which provides `_transaction`)."""
+
+    # owners (sessions)
+
+    def create_owner(self, owner_id: str | None = None) -> str:
+        """Create an owner (a fresh uuid4 hex id unless given) and return its id; an existing id is kept."""
+        if owner_id is None:
+            owner_id = uuid.uuid4().hex
+        elif not _valid_id(owner_id):
+            raise ValueError("owner id must be 32 lowercase hex characters")
+        now = _now()
+        try:
+            with self._transaction() as conn:
+                conn.execute(sa.insert(owners).values(id=owner_id, created_at=now, last_seen_at=now))
+        except IntegrityError:
+            # Re-creating a known id (e.g. two tabs restoring one session at once) is not an error.
+            self.touch_owner(owner_id)
+        return owner_id
+
+    def owner_exists(self, owner_id: str) -> bool:
+        """Tell whether the owner exists."""
+        if not _valid_id(owner_id):
+            return False
+        with self._transaction(write=False) as conn:
+            return conn.scalar(sa.select(owners.c.id).where(owners.c.id == owner_id)) is not None
+
+    def touch_owner(self, owner_id: str) -> None:
+        """Record that the owner was just seen; NotFound if the owner does not exist."""
+        if not _valid_id(owner_id):
+            raise NotFound(owner_id)
+        with self._transaction() as conn:
+            result = conn.execute(
+                sa.update(owners).where(owners.c.id == owner_id).values(last_seen_at=_now())
+            )
+        if result.rowcount == 0:
+            raise NotFound(owner_id)
+
+    def get_active_conversation(self, owner_id: str) -> str | None:
+        """Return the owner's active conversation id, or None if unset, deleted or the owner is unknown."""
+        if not _valid_id(owner_id):
+            return None
+        query = (
+            sa.select(conversations.c.id)
+            .join(owners, owners.c.active_conversation_id == conversations.c.id)
+            .where(owners.c.id == owner_id, conversations.c.owner_id == owner_id)
+        )
+        with self._transaction(write=False) as conn:
+            return conn.scalar(query)
+
+    def set_active_conversation(self, owner_id: str, conversation_id: str) -> None:
+        """Make one of the owner's conversations the active one; NotFound if it is not the owner's."""
+        with self._transaction() as conn:
+            self._owned_conversation(conn, owner_id, conversation_id)
+            conn.execute(
+                sa.update(owners)
+                .where(owners.c.id == owner_id)
+                .values(active_conversation_id=conversation_id)
+            )
+
+    def delete_idle_owners(self, idle_seconds: float) -> int:
+        """Delete owners not seen for longer than idle_seconds, with all their data; return how many."""
+        cutoff = _now() - _seconds(idle_seconds, "idle_seconds")
+        with self._transaction() as conn:
+            return conn.execute(sa.delete(owners).where(owners.c.last_seen_at < cutoff)).rowcount
+
+    # conversations
+
+    def _owned_conversation(
+        self, conn: Connection, owner_id: str, conversation_id: str, *, lock: bool = False
+    ) -> sa.Row:
+        """Return (id, title) of the owner's conversation, optionally row-locked; else NotFound."""
+        if not (_valid_id(owner_id) and _valid_id(conversation_id)):
+            raise NotFound(conversation_id)
+        query = sa.select(conversations.c.id, conversations.c.title).where(
+            conversations.c.id == conversation_id, conversations.c.owner_id == owner_id
+        )
+        row = conn.execute(query.with_for_update() if lock else query).first()
+        if row is None:
+            raise NotFound(conversation_id)
+        return row
+
+    def create_conversation(self, owner_id: str, title: str = DEFAULT_TITLE) -> dict:
+        """Create a conversation for the owner; NotFound if the owner does not exist."""
+        title = _clean_title(title)
+        if not _valid_id(owner_id):
+            raise NotFound(owner_id)
+        now = _now()
+        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None}
+        try:
+            with self._transaction() as conn:
+                conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))
+        except IntegrityError as err:
+            raise NotFound(owner_id) from err
+        return {**row, "created_at": _iso(now), "updated_at": _iso(now), "message_count": 0}
+
+    def list_conversations(self, owner_id: str, limit: int = 200) -> list[dict]:
+        """Return the owner's conversations, most recently active first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError("limit must be an integer >= 0")
+        if not _valid_id(owner_id):
+            return []
+        query = (
+            sa.select(*_CONVERSATION_COLUMNS)
+            .where(conversations.c.owner_id == owner_id)
+            .order_by(conversations.c.updated_at.desc(), conversations.c.created_at.desc())
+            .limit(limit)
+        )
+        with self._transaction(write=False) as conn:
+            return [_conversation(row) for row in conn.execute(query)]
+
+    def get_conversation(self, owner_id: str, conversation_id: str) -> dict:
+        """Return one of the owner's conversations; NotFound if it is not the owner's."""
+        if not (_valid_id(owner_id) and _valid_id(conversation_id)):
+            raise NotFound(conversation_id)
+        query = sa.select(*_CONVERSATION_COLUMNS).where(
+            conversations.c.id == conversation_id, conversations.c.owner_id == owner_id
+        )
+        with self._transaction(write=False) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(conversation_id)
+        return _conversation(row)
+
+    def rename_conversation(self, owner_id: str, conversation_id: str, title: str) -> dict:
+        """Rename one of the owner's conversations (its updated_at, i.e. last activity, is kept)."""
+        title = _clean_title(title)
+        with self._transaction() as conn:
+            self._owned_conversation(conn, owner_id, conversation_id)
+            conn.execute(
+                sa.update(conversations).where(conversations.c.id == conversation_id).values(title=title)
+            )
+        return self.get_conversation(owner_id, conversation_id)
+
+    def set_conversation_model(self, owner_id: str, conversation_id: str, model: str | None) -> dict:
+        """Set the model one of the owner's conversations asks for (None: the provider's default)."""
+        with self._transaction() as conn:
+            self._owned_conversation(conn, owner_id, conversation_id)
+            conn.execute(
+                sa.update(conversations).where(conversations.c.id == conversation_id).values(model=model)
+            )
+        return self.get_conversation(owner_id, conversation_id)
+
+    def delete_conversation(self, owner_id: str, conversation_id: str) -> None:
+        """Delete one of the owner's conversations and its messages; NotFound if it is not the owner's."""
+        if not (_valid_id(owner_id) and _valid_id(conversation_id)):
+            raise NotFound(conversation_id)
+        with self._transaction() as conn:
+            result = conn.execute(
+                sa.delete(conversations).where(
+                    conversations.c.id == conversation_id, conversations.c.owner_id == owner_id
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFound(conversation_id)
+            conn.execute(
+                sa.update(owners)
+                .where(owners.c.id == owner_id, owners.c.active_conversation_id == conversation_id)
+                .values(active_conversation_id=None)
+            )

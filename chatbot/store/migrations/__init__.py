@@ -1,0 +1,1 @@
+"""Alembic's home for the schema: env.py and one file per revision under versions/."""

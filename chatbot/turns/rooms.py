@@ -1,0 +1,24 @@
+"""Who sees what: one socket's state, and the Socket.IO rooms of a conversation and of a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SocketState:
+    """What the server knows about one connected socket."""
+
+    owner_id: str
+    conversation_id: str
+    ip: str
+
+
+def conversation_room(conversation_id: str) -> str:
+    """The room of every socket showing a conversation."""
+    return f"c:{conversation_id}"
+
+
+def owner_room(owner_id: str) -> str:
+    """The room of every socket of a session."""
+    return f"o:{owner_id}"

@@ -1,0 +1,86 @@
+"""Alembic adopts a database made by the hand-written migrations (before Alembic) and upgrades it keeping every row.
+
+tests/data/legacy_v1.*.sql were dumped (sqlite3 `.dump`, `pg_dump --inserts`) from databases that the last release
+before Alembic created and filled through its own Store: two sessions, three conversations, twelve messages
+(client ids, reasoning, usage, an interrupted reply, non-ASCII text).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from chatbot.store import Store, conversations, messages, owners
+
+DATA = Path(__file__).parent / "data"
+OWNER, OTHER = "a" * 32, "b" * 32
+
+
+def load_legacy(url: str) -> None:
+    """Create the pre-Alembic database at `url` from its dump."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.executescript((DATA / "legacy_v1.sqlite.sql").read_text())
+        return
+    engine = sa.create_engine(url)
+    schema = engine.connect().exec_driver_sql("SELECT current_schema()").scalar()
+    script = (DATA / "legacy_v1.postgres.sql").read_text().replace("{schema}", schema)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(script)
+        conn.exec_driver_sql(f'SET search_path TO "{schema}"')
+    engine.dispose()
+
+
+def rows(store: Store, table: sa.Table) -> list[dict]:
+    """Every row of a table, ordered by its first column."""
+    with store.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+
+
+def test_upgrade_of_a_pre_alembic_database_keeps_every_row(database_url):
+    load_legacy(database_url)
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as conn:
+            legacy = {"owners": conn.exec_driver_sql("SELECT count(*) FROM owners").scalar(),
+                      "conversations": conn.exec_driver_sql("SELECT count(*) FROM conversations").scalar(),
+                      "messages": conn.exec_driver_sql("SELECT * FROM messages ORDER BY id").all()}
+        assert store.migrate() == store.migrate()  # adopted once, then a no-op
+        assert len(rows(store, owners)) == legacy["owners"]
+        assert len(rows(store, conversations)) == legacy["conversations"]
+        upgraded = rows(store, messages)
+        assert len(upgraded) == len(legacy["messages"]) == 12
+        assert [m["content"] for m in upgraded] == [m.content for m in legacy["messages"]]
+        assert all(m["model"] is None for m in upgraded)
+        assert not sa.inspect(store.engine).has_table("schema_version")
+        # The store reads it as its own: history, the interrupted reply, client ids, usage and reasoning.
+        active = store.get_active_conversation(OWNER)
+        history = store.list_messages(OWNER, active)
+        assert len(history) == 6 and history[0]["content"].endswith("— ünïcode ✓")
+        assert history[1]["reasoning"] == "thought" and history[1]["usage"] == {"completion_tokens": 1}
+        assert store.find_client_message(OWNER, active, history[0]["client_id"])["id"] == history[0]["id"]
+        statuses = {m["status"] for c in store.list_conversations(OWNER) for m in store.list_messages(OWNER, c["id"])}
+        assert "interrupted" in statuses
+        assert [c["title"] for c in store.list_conversations(OTHER)] == ["Someone else's"]
+        # And it keeps working: a new turn on the old data.
+        turn = store.begin_turn(OWNER, active, "after the upgrade", client_id=None, context_limit=200)
+        assert turn.reply["id"] > max(m["id"] for m in upgraded)
+    finally:
+        store.close()
+
+
+def test_upgrade_refuses_a_legacy_version_it_does_not_know(database_url):
+    load_legacy(database_url)
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO schema_version (version, applied_at) VALUES (7, CURRENT_TIMESTAMP)")
+    engine.dispose()
+    store = Store(database_url)
+    try:
+        with pytest.raises(RuntimeError, match="newer"):
+            store.migrate()
+    finally:
+        store.close()

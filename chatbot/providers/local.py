@@ -10,6 +10,7 @@ Framework-free (no Flask).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -109,6 +110,10 @@ class _Line:
             self._free.append(slot)
             self._changed.notify_all()
 
+    def free_slots(self) -> list[int]:
+        """The slots no generation holds right now."""
+        return list(self._free)
+
     def wake(self) -> None:
         """Make every waiter look again (one of them was cancelled)."""
         with self._changed:
@@ -151,6 +156,13 @@ class _Engine:
         template = llama.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
         return Jinja2ChatFormatter(template=template, eos_token=text(eos) if eos != -1 else "",
                                    bos_token=text(bos) if bos != -1 else "", stop_token_ids=[eos])
+
+    def close_idle(self) -> None:
+        """Free the instances no generation is using (at exit, while llama_cpp's module globals still exist)."""
+        for slot in self.line.free_slots():
+            llama, self._instances[slot] = self._instances[slot], None
+            if llama is not None:
+                llama.close()
 
     def instance(self, slot: int):
         """The loaded model of `slot` (loading it on first use); called in a native thread."""
@@ -202,6 +214,13 @@ class _Engine:
 
 _engines: dict[tuple, _Engine] = {}
 _engines_lock = threading.Lock()
+
+
+@atexit.register
+def _close_engines() -> None:
+    """Free loaded models before interpreter teardown (llama-cpp-python's own finalizers fail that late)."""
+    for engine in list(_engines.values()):
+        engine.close_idle()
 
 
 def _engine(path: Path, context: int, threads: int, concurrency: int) -> _Engine:

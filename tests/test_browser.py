@@ -444,6 +444,7 @@ def test_page_theme_follows_system_and_toggle_is_remembered(live_server, open_ch
     expect(page.locator("#provider-banner")).to_contain_text(
         "Demo mode: no model is connected, so replies come from the offline demo provider.")
     expect(page.locator("#model-name")).to_have_text("Offline demo")
+    expect(page.locator("#model-name")).to_be_visible()
     toggle.click()
     expect(html).to_have_attribute("data-theme", "light")
     expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -536,6 +537,7 @@ def test_page_thinking_streams_folds_and_reopens_picker_and_usage(live_server, f
 
     picker = page.locator("#model-picker")
     expect(picker).to_be_enabled()
+    expect(page.locator("#model-name")).to_have_text("Groq")  # the picker shows the model, the label who serves it
     expect(picker.locator("option")).to_contain_text(["(default)"])
     picker.select_option("openai/gpt-oss-20b")
     expect(page.locator(".conversation.is-active")).to_be_visible()

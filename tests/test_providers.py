@@ -135,3 +135,19 @@ def test_make_provider_auto_serves_the_local_model(tmp_path, local_model):
     assert provider.name == "local" and not provider.demo
     assert provider.model == "SmolLM2-135M-Instruct.Q4_1" and provider.has_model(provider.model)
     assert "facts wrong" in provider.notice
+
+
+@pytest.mark.parametrize("choice", ["demo", "groq"])
+def test_welcome_and_session_say_who_answers(make_app, received, choice):
+    from chatbot import socketio
+
+    client = socketio.test_client(make_app(LLM_PROVIDER=choice))
+    events = received(client)
+    hello = events.wait("session_id")
+    welcome = events.wait("bot_message", lambda d: d.get("welcome"))["message"]
+    assert hello["provider"] == choice and hello["demo"] is (choice == "demo")
+    if choice == "demo":
+        assert hello["notice"] in welcome and "GROQ_API_KEY" in welcome and "make local" in welcome
+    else:
+        assert hello["notice"] == "" and "(" not in welcome
+    client.disconnect()

@@ -90,3 +90,17 @@ def test_server_local_queued_reply_reports_its_position(live_server, local_model
     finally:
         for client in clients:
             client.close()
+
+
+def test_server_auto_without_a_usable_local_model_starts_on_the_demo_and_says_why(live_server, tmp_path):
+    missing = tmp_path / "missing.gguf"
+    server = live_server("eventlet", LLM_PROVIDER="auto", GROQ_API_KEY="", LOCAL_MODEL_PATH=str(missing))
+    client = LiveClient(server.url)
+    try:
+        assert client.wait("session_id")["provider"] == "demo"
+    finally:
+        client.close()
+    said = [line for line in server.log().splitlines() if "offline demo answers because" in line]
+    assert said == [f"chatbotws: the offline demo answers because LOCAL_MODEL_PATH={missing} is not a file "
+                    "(expected a .gguf model)"]
+    assert requests.get(server.url + "/readyz", timeout=5).json()["provider"] == "demo"

@@ -348,11 +348,14 @@ function connect() {
 
 const PROVIDER_LABELS = { groq: "Groq", openai: "Your model server", local: "Local model", demo: "Offline demo" };
 
-/** Show who answers: "<provider> · <model>" under the title, and the provider's notice (demo, local) as a banner. */
+/** Show who answers under the title ("<provider> · <model>", or just the provider above the model picker), and the
+ * provider's notice (demo, local model) as a banner. */
 function showProvider(provider, model, notice) {
-  const label = PROVIDER_LABELS[provider] || "";
-  const shown = provider === "demo" ? label : [label, model].filter(Boolean).join(" · ");
-  document.getElementById("model-name").textContent = shown || model || "";
+  const label = document.getElementById("model-name");
+  const name = PROVIDER_LABELS[provider] || "";
+  label.dataset.provider = name;
+  label.dataset.full = (provider === "demo" ? name : [name, model].filter(Boolean).join(" · ")) || model || "";
+  label.textContent = document.getElementById("model-picker").hidden ? label.dataset.full : name;
   const banner = document.getElementById("provider-banner");
   banner.textContent = notice || "";
   banner.hidden = !notice;

@@ -253,6 +253,7 @@ class _LocalReplyStream(ReplyStream):
         self._failure: BaseException | None = None
         self._prompt_tokens = 0
         self._decoded = 0  # tokens decoded so far (by the decoder thread)
+        self._cancelled = False  # the consumer is gone (stopped, failed, or it stopped iterating)
 
     def _report(self, position: int) -> None:
         """Tell the caller its place in line (a failing callback must not lose the reply)."""
@@ -293,8 +294,6 @@ class _LocalReplyStream(ReplyStream):
             line.release(slot)
             self.usage = {"prompt_tokens": self._prompt_tokens, "completion_tokens": self._decoded,
                           "total_tokens": self._prompt_tokens + self._decoded}
-
-    _cancelled = False  # set when the consumer is gone (stop, or it stopped iterating)
 
     def _decode(self, slot: int) -> None:
         """In a native thread: fit the prompt, decode token by token until done, the limit, close() or cancel."""

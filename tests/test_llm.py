@@ -409,7 +409,7 @@ def test_demo_provider_streams_deterministically():
     assert text == demo_reply(messages)
     assert "offline demo" in text and "GROQ_API_KEY" in text and ".env" in text
     assert "What is \\*this\\*? \\`rm \\-rf\\`" in text  # quoted, on one line, Markdown-inert
-    assert "\n1. " in text and "```" in text
+    assert "\n- **Groq**" in text and "OPENAI_BASE_URL=" in text and "make local" in text and "```" in text
     assert stream.finish_reason == "stop"
     assert stream.usage["completion_tokens"] == len(runs[0])
 

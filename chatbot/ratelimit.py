@@ -13,10 +13,12 @@ _KINDS = {"owner": "message", "ip": "ip", "action": "action", "connect": "connec
 
 
 class RateLimiter:
-    """Counts messages per session and per client IP, conversation changes per session, and connections per IP."""
+    """Counts messages per session and per client IP, conversation changes per session, connections per IP, and
+    sign-in attempts per account and per IP."""
 
     def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str,
-                 actions: str = "60/minute", prefix: str = "chatbotws"):
+                 actions: str = "60/minute", signin: str = "5/minute", signin_per_ip: str = "20/minute",
+                 prefix: str = "chatbotws"):
         """Use Redis storage when `redis_url` is set, else process memory."""
         backend = (storage.storage_from_string(redis_url, key_prefix=f"{prefix}-limits") if redis_url
                    else storage.MemoryStorage())
@@ -25,6 +27,8 @@ class RateLimiter:
         self._messages_per_ip = parse_many(messages_per_ip)
         self._connections = parse_many(connections)
         self._actions = parse_many(actions)
+        self._signin = parse_many(signin)
+        self._signin_per_ip = parse_many(signin_per_ip)
 
     def message(self, owner_id: str, ip: str) -> None:
         """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
@@ -52,6 +56,17 @@ class RateLimiter:
     def connection(self, ip: str) -> None:
         """Count one connection from `ip`; raise `rate_limited` when too many arrive."""
         self._hit([(limit, ("connect", ip)) for limit in self._connections], "Too many connections from your network.")
+
+    def signin(self, account: str, ip: str) -> None:
+        """Count one sign-in attempt for `account` (any name: known or not, it counts the same) and from `ip`;
+        raise `rate_limited` when either has had too many."""
+        self._hit([(limit, ("signin", account.strip().lower())) for limit in self._signin]
+                  + [(limit, ("signin-ip", ip)) for limit in self._signin_per_ip],
+                  "Too many sign-in attempts.")
+
+    def signup(self, ip: str) -> None:
+        """Count one sign-up or password-reset attempt from `ip` (against the per-address sign-in limit)."""
+        self._hit([(limit, ("signin-ip", ip)) for limit in self._signin_per_ip], "Too many attempts.")
 
     def _hit(self, checks, sentence: str) -> None:
         """Test every limit first, so a refused attempt does not count against the others."""

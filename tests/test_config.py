@@ -35,6 +35,9 @@ def test_config_test_mapping_overrides_environment(tmp_path):
         ("RATE_LIMIT_MESSAGES", "lots"), ("CHATBOT_ENV", "staging"), ("GROQ_TEMPERATURE", "9"),
         ("GROQ_MODELS", "openai/gpt-oss-120b, bad id"), ("GROQ_MODELS", "-x"), ("GROQ_MODELS_TTL", "0"),
         ("GROQ_MODELS_TTL", "soon"), ("GROQ_REASONING_EFFORT", "max"), ("SHOW_REASONING", "sometimes"),
+        ("AUTH_MODE", "everyone"), ("SIGNUP", "maybe"), ("AUTH_PROXY_HEADER", "X User"),
+        ("AUTH_PROXY_TRUSTED", "proxy.local"), ("OIDC_ISSUER", "accounts.example.org"), ("USER_DAILY_TOKENS", "-5"),
+        ("RATE_LIMIT_SIGNIN", "often"), ("ARGON2_MEMORY_KIB", "1"),
     ],
 )
 def test_config_invalid_value_names_the_variable(tmp_path, name, value):
@@ -109,3 +112,28 @@ def test_config_reasoning_effort_refused_for_other_families(tmp_path, model, eff
     with pytest.raises(ConfigError, match=r"^GROQ_REASONING_EFFORT is invalid") as caught:
         load_settings(tmp_path, environ={"GROQ_MODEL": model, "GROQ_REASONING_EFFORT": effort})
     assert says in str(caught.value) and model in str(caught.value)
+
+
+def test_config_auth_mode_defaults_to_open_in_development(tmp_path):
+    settings = load_settings(tmp_path, environ={})
+    assert (settings["AUTH_MODE"], settings["SIGNUP"], settings["USER_DAILY_TOKENS"]) == ("open", "approval", 0)
+
+
+@pytest.mark.parametrize("mode", ["open", "accounts", "proxy"])
+def test_config_production_takes_any_explicit_auth_mode(tmp_path, mode):
+    settings = load_settings(tmp_path, environ={"CHATBOT_ENV": "production", "SECRET_KEY": "x" * 40,
+                                                "AUTH_MODE": mode})
+    assert settings["AUTH_MODE"] == mode
+
+
+def test_config_production_refuses_a_missing_auth_mode(tmp_path):
+    with pytest.raises(ConfigError, match=r"^AUTH_MODE must be set in production"):
+        load_settings(tmp_path, environ={"CHATBOT_ENV": "production", "SECRET_KEY": "x" * 40})
+
+
+def test_config_single_sign_on_needs_accounts_mode(tmp_path):
+    environ = {"OIDC_ISSUER": "https://id.example.org", "OIDC_CLIENT_ID": "c", "OIDC_CLIENT_SECRET": "s"}
+    with pytest.raises(ConfigError, match=r"^OIDC_ISSUER is set but AUTH_MODE is not accounts"):
+        load_settings(tmp_path, environ=environ)
+    settings = load_settings(tmp_path, environ={**environ, "AUTH_MODE": "accounts"})
+    assert settings["OIDC_ISSUER"] == environ["OIDC_ISSUER"]

@@ -103,6 +103,15 @@ def test_server_production_requires_secret_key(tmp_path):
     assert result.returncode == 2 and "SECRET_KEY must be set in production" in result.stderr
 
 
+def test_server_production_requires_an_auth_mode_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CHATBOT_ENV": "production", "SECRET_KEY": "s" * 40,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "ASYNC_MODE": "threading"}
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "AUTH_MODE must be set in production" in lines[0]
+
+
 @pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
 def test_server_stop_closes_upstream_mid_stream(live_server, fake_groq, async_mode):
     server = live_server(async_mode)

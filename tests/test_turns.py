@@ -213,7 +213,7 @@ def test_checkpoints_of_concurrent_replies_go_through_one_batched_call(make_app,
     store = app.extensions["chatbot"].store
     batches: list[list[int]] = []
     singles: list[tuple] = []
-    original_batch, original_single = store.checkpoint_many, store.update_message
+    original_batch, original_single = store.checkpoint_many, store.finish_reply
 
     def batch(replies):
         original_batch(replies)
@@ -224,7 +224,7 @@ def test_checkpoints_of_concurrent_replies_go_through_one_batched_call(make_app,
         original_single(*args, **kwargs)
 
     monkeypatch.setattr(store, "checkpoint_many", batch)
-    monkeypatch.setattr(store, "update_message", single)
+    monkeypatch.setattr(store, "finish_reply", single)
     fake_groq.script(text="Part one, then more.", hold_after=2, repeat=3)
     clients, acks = [], []
     for _ in range(3):

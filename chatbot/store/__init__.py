@@ -1,7 +1,9 @@
-"""The durable store: owners (sessions), conversations and messages on SQLite or Postgres, owner-scoped."""
+"""The durable store: owners (sessions), accounts, conversations, messages and usage on SQLite or Postgres,
+owner-scoped."""
 
 from __future__ import annotations
 
+from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .conversations import ConversationQueries
 from .engine import Database, alembic_config, isolated_database
 from .messages import MessageQueries
@@ -17,15 +19,18 @@ from .schema import (
     normalize_url,
     owners,
     schema_version,
+    users,
 )
 from .turns import TurnQueries, TurnStart
+from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(TurnQueries, MessageQueries, ConversationQueries, Database):
+class Store(TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 
 __all__ = [
+    "LinkInvalid", "LoginState", "QuotaExceeded", "UsernameTaken", "reply_tokens", "users",
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "SQLITE_BUSY_TIMEOUT_MS", "Store",
     "TITLE_MAX", "TurnStart", "alembic_config", "conversations", "isolated_database", "messages", "metadata",
     "normalize_url", "owners", "schema_version",

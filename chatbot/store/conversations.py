@@ -83,10 +83,13 @@ class ConversationQueries:
             )
 
     def delete_idle_owners(self, idle_seconds: float) -> int:
-        """Delete owners not seen for longer than idle_seconds, with all their data; return how many."""
+        """Delete anonymous owners not seen for longer than idle_seconds, with all their data; return how many.
+
+        An account's conversation space is kept: only deleting the account removes it."""
         cutoff = _now() - _seconds(idle_seconds, "idle_seconds")
         with self._transaction() as conn:
-            return conn.execute(sa.delete(owners).where(owners.c.last_seen_at < cutoff)).rowcount
+            return conn.execute(sa.delete(owners).where(owners.c.last_seen_at < cutoff,
+                                                        owners.c.user_id.is_(None))).rowcount
 
     # conversations
 

@@ -132,25 +132,29 @@ class MessageQueries:
         speed: dict | None = None,
     ) -> None:
         """Checkpoint a reply with one UPDATE by primary key; None leaves a field as is; NotFound if gone."""
-        if status is not None and status not in STATUSES:
+        statement = self._message_update(message_id, content=content, reasoning=reasoning, status=status,
+                                         usage=usage, finish_reason=finish_reason, error_code=error_code,
+                                         model=model, speed=speed)
+        if statement is None:
+            return
+        with self._transaction() as conn:
+            result = conn.execute(statement)
+        if result.rowcount == 0:
+            raise NotFound(message_id)
+
+    def _message_update(self, message_id: int, **fields) -> sa.Update | None:
+        """The UPDATE of one message's given fields (None leaves a field as is); None when nothing changes."""
+        if fields.get("status") is not None and fields["status"] not in STATUSES:
             raise ValueError(f"status must be one of {sorted(STATUSES)}")
         if not _valid_message_id(message_id):
             raise NotFound(message_id)
-        changes = {
-            "content": None if content is None else _clean_stream_text(content),
-            "reasoning": None if reasoning is None else _clean_stream_text(reasoning),
-            "status": status, "usage": usage, "finish_reason": finish_reason, "error_code": error_code,
-            "model": model, "speed": speed,
-        }  # fmt: skip
-        changes = {key: value for key, value in changes.items() if value is not None}
+        for name in ("content", "reasoning"):
+            if fields.get(name) is not None:
+                fields[name] = _clean_stream_text(fields[name])
+        changes = {key: value for key, value in fields.items() if value is not None}
         if not changes:
-            return
-        with self._transaction() as conn:
-            result = conn.execute(
-                sa.update(messages).where(messages.c.id == message_id).values(updated_at=_now(), **changes)
-            )
-        if result.rowcount == 0:
-            raise NotFound(message_id)
+            return None
+        return sa.update(messages).where(messages.c.id == message_id).values(updated_at=_now(), **changes)
 
     def _owner_conversation_ids(self, owner_id: str) -> sa.Select:
         """Select the ids of the owner's conversations, to scope statements on messages."""

@@ -47,6 +47,56 @@ owners = sa.Table(
     sa.Column("last_seen_at", UTCDateTime, nullable=False, index=True),
     # No foreign key: the tables would reference each other; reads join to check it still exists.
     sa.Column("active_conversation_id", sa.String(32), nullable=True),
+    # The account whose conversation space this is (None: an anonymous session); one owner per account.
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Index("uq_owners_user_id", "user_id", unique=True),
+)
+
+USERNAME_MAX = 254
+ROLES = ("user", "admin")
+USER_STATES = ("pending", "active", "disabled")
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(USERNAME_MAX), nullable=False),  # as typed; unique case-insensitively
+    sa.Column("password_hash", sa.String(512), nullable=True),  # None: signs in by single sign-on or proxy only
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # Bumped by "sign out everywhere", a password change or disabling: every older login token is dead.
+    sa.Column("session_version", sa.Integer, nullable=False),
+    sa.Column("daily_token_limit", sa.BigInteger, nullable=True),  # None: USER_DAILY_TOKENS; 0: no limit
+    sa.Column("oidc_subject", sa.String(255), nullable=True),
+    sa.Index("uq_users_oidc_subject", "oidc_subject", unique=True),
+)
+sa.Index("uq_users_username", sa.func.lower(users.c.username), unique=True)
+
+LINK_PURPOSES = ("invite", "reset")
+
+# One-time links made by an admin: invitations to sign up and password resets. Only a hash of the token is kept.
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),  # reset
+    sa.Column("created_by", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
+# Per account and UTC hour: replies asked for and tokens spent, written by a reply's final write. The quota sums
+# today's rows, the admin page the last 24 and 720.
+usage_hourly = sa.Table(
+    "usage_hourly",
+    metadata,
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("messages", sa.Integer, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
 )
 
 conversations = sa.Table(

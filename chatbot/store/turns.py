@@ -25,7 +25,7 @@ from .rows import (
     _valid_id,
     _valid_message_id,
 )
-from .schema import MESSAGE_FIELDS, conversations, messages, owners
+from .schema import MESSAGE_FIELDS, conversations, messages, owners, users
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Session:
     conversation_id: str | None  # the active conversation, if it still exists
     messages: list[dict]  # its newest page, oldest first
     more: bool  # older messages exist
+    user: tuple[str, int] | None = None  # the account's (state, session version), when one was asked about
 
 
 class NothingToRegenerate(Exception):
@@ -57,23 +58,33 @@ class NothingToRegenerate(Exception):
 class TurnQueries:
     """Turn-path queries (mixed into Store, which provides `_transaction` and `_owned_conversation`)."""
 
-    def open_session(self, owner_id: str, page_size: int) -> Session | None:
-        """One read for a connect: the owner, its active conversation and that conversation's newest page."""
-        if not _valid_id(owner_id):
+    def open_session(self, owner_id: str, page_size: int, *, user_id: str | None = None) -> Session | None:
+        """One read for a connect: the owner, its active conversation and that conversation's newest page.
+
+        With `user_id`, the owner must be that account's, and the account's state and session version come along
+        in the same read (None when the owner is not that account's).
+        """
+        if not _valid_id(owner_id) or (user_id is not None and not _valid_id(user_id)):
             return None
+        columns = [owners.c.last_seen_at, conversations.c.id]
+        if user_id is not None:
+            columns += [users.c.state, users.c.session_version]
         query = (
-            sa.select(owners.c.last_seen_at, conversations.c.id)
+            sa.select(*columns)
             .select_from(owners)
             .outerjoin(conversations, sa.and_(conversations.c.id == owners.c.active_conversation_id,
                                               conversations.c.owner_id == owners.c.id))
             .where(owners.c.id == owner_id)
         )
+        if user_id is not None:
+            query = query.join(users, users.c.id == owners.c.user_id).where(users.c.id == user_id)
         with self._transaction(write=False) as conn:
             row = conn.execute(query).first()
             if row is None:
                 return None
             page, more = ([], False) if row.id is None else self._page(conn, row.id, None, page_size)
-        return Session(owner_id, row.last_seen_at, row.id, page, more)
+        user = (row.state, row.session_version) if user_id is not None else None
+        return Session(owner_id, row.last_seen_at, row.id, page, more, user)
 
     def create_session(self, owner_id: str | None = None) -> tuple[str, dict]:
         """A new owner (the given id, or a fresh one) with one empty, active conversation: (owner id, conversation)."""
@@ -118,9 +129,12 @@ class TurnQueries:
         return [_message(row) for row in reversed(rows[:limit])], more
 
     def begin_turn(self, owner_id: str, conversation_id: str, content: str, *, client_id: str | None,
-                   context_limit: int) -> TurnStart:
+                   context_limit: int, quota: int | None = None) -> TurnStart:
         """In one transaction: the idempotency check, the user message, the streaming reply row, the conversation's
-        order/title and the owner's active conversation, and the context's newest `context_limit` messages."""
+        order/title and the owner's active conversation, and the context's newest `context_limit` messages.
+
+        With `quota` (the default daily tokens, 0 = none), the owner's account must have tokens left today
+        (QuotaExceeded otherwise; a resend of a stored message is answered first)."""
         content = _check_text(content, "content")
         if client_id is not None and not _is_client_id(client_id):
             raise ValueError("client_id must be a short string")
@@ -133,6 +147,8 @@ class TurnQueries:
                     duplicate = self._duplicate(conn, conversation, client_id)
                     if duplicate is not None:
                         return duplicate
+                if quota is not None:
+                    self._check_quota(conn, owner_id, quota)
                 message = self._insert(conn, conversation_id, "user", content, "complete", now, client_id)
                 reply = self._insert(conn, conversation_id, "assistant", "", "streaming", now, None)
                 title = _title_from_content(content)
@@ -149,11 +165,15 @@ class TurnQueries:
                     return duplicate
             raise NotFound(conversation_id) from err
 
-    def begin_regenerate(self, owner_id: str, conversation_id: str, *, context_limit: int) -> TurnStart:
-        """In one transaction: drop the conversation's last reply and start a new streaming one in its place."""
+    def begin_regenerate(self, owner_id: str, conversation_id: str, *, context_limit: int,
+                         quota: int | None = None) -> TurnStart:
+        """In one transaction: drop the conversation's last reply and start a new streaming one in its place
+        (with `quota`, as begin_turn checks it)."""
         now = _now()
         with self._transaction() as conn:
             conversation = self._turn_conversation(conn, owner_id, conversation_id)
+            if quota is not None:
+                self._check_quota(conn, owner_id, quota)
             last = conn.execute(sa.select(messages.c.id, messages.c.role)
                                 .where(messages.c.conversation_id == conversation_id)
                                 .order_by(messages.c.id.desc()).limit(1)).first()

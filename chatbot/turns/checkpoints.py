@@ -19,6 +19,7 @@ class LiveReply:
     reply_id: int
     conversation_id: str
     owner_id: str
+    user_id: str | None = None  # the account whose usage the reply counts to
     parts: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
     saved: tuple[int, int] = (0, 0)  # how many parts of each were in the last checkpoint

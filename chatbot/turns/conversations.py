@@ -95,10 +95,14 @@ class ConversationService:
         return any(entry["id"] == model for entry in provider.models())
 
     def cleanup(self) -> int:
-        """Delete sessions idle longer than SESSION_TTL_DAYS, with all their data; returns how many."""
+        """Delete anonymous sessions idle longer than SESSION_TTL_DAYS, with all their data (returns how many), and
+        usage and links past keeping."""
         deleted = self.store.delete_idle_owners(self.settings["SESSION_TTL_DAYS"] * 86400)
         if deleted:
             log.info("cleanup deleted=%d idle sessions", deleted)
+        # Accounts' usage older than the admin page shows, and one-time links long expired.
+        self.store.delete_old_usage()
+        self.store.delete_old_links()
         return deleted
 
     def maintenance_loop(self) -> None:

@@ -12,10 +12,12 @@ import time
 import uuid
 from typing import Any
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
 from ..providers import UpstreamError
 from ..providers.base import output_tokens_per_second
+from ..store.usage import reply_tokens
 from .checkpoints import Checkpointer, LiveReply
 from .outbox import Pacer, ReplyOutbox
 from .rooms import conversation_room, owner_room
@@ -44,13 +46,15 @@ class StreamPump:
         """How many replies this process is streaming now."""
         return len(self._streams)
 
-    def start(self, owner_id: str, reply: dict, conversation: dict, context: list[dict], model: str) -> None:
-        """Announce the reply (`bot_start`) and stream it with `model` in a background task."""
+    def start(self, owner_id: str, reply: dict, conversation: dict, context: list[dict], model: str, *,
+              user_id: str | None = None) -> None:
+        """Announce the reply (`bot_start`) and stream it with `model` in a background task (an account's usage
+        is counted at its final write)."""
         self.replies.begin(reply["id"], reply["conversation_id"], owner_id)
         self.socketio.emit("bot_start", {"reply_id": reply["id"], "conversation_id": reply["conversation_id"],
                                          "model": model}, to=conversation_room(reply["conversation_id"]))
         self.counters["replies_started"] += 1
-        live = LiveReply(reply["id"], reply["conversation_id"], owner_id)
+        live = LiveReply(reply["id"], reply["conversation_id"], owner_id, user_id=user_id)
         self.socketio.start_background_task(self._run, live, {**reply, "model": model}, conversation, context,
                                             time.monotonic())
 
@@ -155,10 +159,10 @@ class StreamPump:
         conversation (`conversation_updated`) to the session's tabs."""
         reply_id, room, text = live.reply_id, conversation_room(live.conversation_id), live.text()
         try:
-            self.store.update_message(reply_id, content=text, reasoning=live.thinking(), status=status,
-                                      usage=reply["usage"], finish_reason=finish,
-                                      error_code=error.code if error else None, model=reply["model"],
-                                      speed=reply["speed"])
+            self.store.finish_reply(reply_id, user_id=live.user_id, tokens=reply_tokens(reply["usage"], text),
+                                    content=text, reasoning=live.thinking(), status=status, usage=reply["usage"],
+                                    finish_reason=finish, error_code=error.code if error else None,
+                                    model=reply["model"], speed=reply["speed"])
         except Exception:
             log.exception("reply=%s could not store its final state", reply_id)
         final = protocol.final_message({**reply, "content": text, "reasoning": live.thinking()}, finish,

@@ -12,6 +12,8 @@ class SocketState:
     owner_id: str
     conversation_id: str
     ip: str
+    user_id: str | None = None  # the signed-in account (None: an anonymous session)
+    version: int | None = None  # its session version when the socket connected
 
 
 def conversation_room(conversation_id: str) -> str:

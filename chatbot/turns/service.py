@@ -11,11 +11,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import protocol
+import chatbot.protocol as protocol
+
 from ..protocol import ChatError
 from ..store.turns import LAST_SEEN_EVERY, NothingToRegenerate, TurnStart
+from ..store.usage import QuotaExceeded
 from .context import CONTEXT_MESSAGES, build_context
 from .conversations import ConversationService
+from .logins import LoginWatch
 from .pump import StreamPump
 from .rooms import SocketState, conversation_room, owner_room
 
@@ -41,6 +44,7 @@ class ChatService:
                                metrics=metrics)
         self.show_reasoning = settings.get("SHOW_REASONING", True)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
+        self.logins = LoginWatch(self)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -62,13 +66,19 @@ class ChatService:
                             retry_after=60.0, kind="server_full")
         self.limiter.connection(ip)
 
-    def connect(self, sid: str, owner_id: str | None, ip: str) -> tuple[str, dict]:
+    def connect(self, sid: str, owner_id: str | None, ip: str, *, user_id: str | None = None,
+                version: int | None = None) -> tuple[str, dict]:
         """Attach a socket to its session (a new one when `owner_id` is None or unknown).
 
         Returns (owner id, the `history` payload of its active conversation). A returning session with an active
         conversation costs one read; its last-seen time is written only when it is older than the throttle.
+        With `user_id`, the owner must be that account's space and the account active at `version`, checked in
+        the same read (auth_required otherwise; no session is made for it).
         """
-        session = self.store.open_session(owner_id, self.settings["HISTORY_PAGE"]) if owner_id else None
+        page = self.settings["HISTORY_PAGE"]
+        session = self.store.open_session(owner_id, page, user_id=user_id) if owner_id else None
+        if user_id is not None and (session is None or session.user != ("active", version)):
+            raise ChatError("auth_required")
         if session is None:
             owner_id, conversation = self.store.create_session(owner_id)
             conversation_id, messages, more = conversation["id"], [], False
@@ -79,7 +89,7 @@ class ChatService:
                 self.store.set_active_conversation(owner_id, conversation_id)
             elif session.last_seen_at < datetime.now(UTC) - self._seen_every:
                 self.store.touch_owner_if_before(owner_id, datetime.now(UTC) - self._seen_every)
-        self.sockets[sid] = SocketState(owner_id, conversation_id, ip)
+        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, version)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
         return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
@@ -136,7 +146,10 @@ class ChatService:
             # Checked once the conversation is free (a message refused as busy costs no budget), counted once stored.
             self.limiter.check_message(state.owner_id, state.ip)
             turn = self.store.begin_turn(state.owner_id, conversation_id, text, client_id=client_id,
-                                         context_limit=CONTEXT_MESSAGES)
+                                         context_limit=CONTEXT_MESSAGES, quota=self._quota(state))
+        except QuotaExceeded as exc:
+            self.replies.release(conversation_id, state.owner_id)
+            raise quota_error(exc) from None
         except BaseException:
             self.replies.release(conversation_id, state.owner_id)
             raise
@@ -148,7 +161,7 @@ class ChatService:
         self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                  "message": protocol.wire_message(turn.message)},
                            to=conversation_room(conversation_id), skip_sid=sid)
-        self._start(state.owner_id, turn)
+        self._start(state, turn)
         return {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                 "conversation_id": conversation_id}
 
@@ -159,7 +172,11 @@ class ChatService:
         self._reserve(state, conversation_id)
         try:
             self.limiter.check_message(state.owner_id, state.ip)  # each regeneration is one more upstream request
-            turn = self.store.begin_regenerate(state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES)
+            turn = self.store.begin_regenerate(state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES,
+                                               quota=self._quota(state))
+        except QuotaExceeded as exc:
+            self.replies.release(conversation_id, state.owner_id)
+            raise quota_error(exc) from None
         except NothingToRegenerate:
             self.replies.release(conversation_id, state.owner_id)
             raise ChatError("invalid_message", "There is no reply to regenerate yet.") from None
@@ -172,7 +189,7 @@ class ChatService:
                                                        turn.conversation["message_count"] > len(page),
                                                        reasoning=self.show_reasoning),
                            to=conversation_room(conversation_id))
-        self._start(state.owner_id, turn)
+        self._start(state, turn)
         return {"ok": True, "reply_id": turn.reply["id"], "conversation_id": conversation_id}
 
     def stop(self, sid: str, reply_id: int | None) -> dict:
@@ -243,11 +260,16 @@ class ChatService:
             raise ChatError("rate_limited", "Too many replies are being written for you at once. "
                             "Wait for one to finish.", retry_after=1.0, kind="concurrent")
 
-    def _start(self, owner_id: str, turn: TurnStart) -> None:
-        """Hand a begun turn to the pump with its context and the conversation's model (or the default)."""
+    def _start(self, state: SocketState, turn: TurnStart) -> None:
+        """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
+        account's usage is counted at the reply's final write."""
         context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model)
+        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
+                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
+
+    def _quota(self, state: SocketState) -> int | None:
+        """The daily token default to check a signed-in socket's turn against (None: anonymous, no check)."""
+        return None if state.user_id is None else self.settings["USER_DAILY_TOKENS"]
 
     def _join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""
@@ -261,3 +283,11 @@ class ChatService:
         """The ack of an already stored user message (idempotent resend)."""
         return {"ok": True, "message_id": message["id"], "reply_id": reply["id"] if reply else None,
                 "conversation_id": conversation_id, "duplicate": True}
+
+
+def quota_error(exc: QuotaExceeded) -> ChatError:
+    """The `rate_limited` error of a spent daily allowance, with when it comes back."""
+    wait = max(1.0, (exc.resets_at - datetime.now(UTC)).total_seconds())
+    hours, minutes = int(wait // 3600), int(wait % 3600 // 60)
+    return ChatError("rate_limited", f"You have used today's {exc.limit:,} tokens. Your allowance resets at "
+                     f"{exc.resets_at:%H:%M} UTC (in {hours} h {minutes} min).", retry_after=wait, kind="quota")

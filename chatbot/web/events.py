@@ -14,6 +14,7 @@ import chatbot.protocol as protocol
 from ..extensions import socketio
 from ..protocol import ChatError
 from ..store import NotFound
+from .access import socket_login
 from .sessions import COOKIE_NAME
 
 log = logging.getLogger("chatbot.events")
@@ -76,25 +77,39 @@ def edge(handler):
 
 @socketio.on("connect")
 def on_connect(auth=None):
-    """Sent by every client on connect: attach it to the session its token (or cookie) proves, or a new one."""
+    """Sent by every client on connect: attach it to the session its token (or cookie) proves, or a new one.
+
+    In accounts and proxy mode a connection without a valid login is refused here, before any other handler.
+    """
     if sent_by_client():
         log.info("event=connect sid=%s refused: sent as an event", request.sid)
         return
     chat, tokens = service(), current_app.extensions["chatbot_tokens"]
+    token = auth.get("token") if isinstance(auth, dict) else None
     try:
         chat.admit(client_ip())
+        if current_app.config["AUTH_MODE"] == "open":
+            owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
+            owner_id, history = chat.connect(request.sid, owner_id, client_ip())
+            token = tokens.issue(owner_id)
+        else:
+            login = socket_login(auth)
+            if login is None:
+                raise ChatError("auth_required")
+            owner_id, history = chat.connect(request.sid, login.owner_id, client_ip(), user_id=login.user_id,
+                                             version=login.version)
+            # A browser rides on its HttpOnly cookie: script never sees a login token. A client that brought
+            # one gets it renewed.
+            token = tokens.renew(login) if token else None
     except ChatError as exc:
         log.info("event=connect sid=%s ip=%s refused code=%s", request.sid, client_ip(), exc.code)
         count_refusal(exc)
         # Two arguments: the client's connect_error gets {message: <sentence>, data: {code, message, retry_after}}
         # (with one, python-socketio would send the dict's Python repr as the message).
         raise ConnectionRefusedError(exc.message, exc.payload()) from None
-    token = auth.get("token") if isinstance(auth, dict) else None
-    owner_id = tokens.owner(token) or tokens.owner(request.cookies.get(COOKIE_NAME))
-    owner_id, history = chat.connect(request.sid, owner_id, client_ip())
     current_app.extensions["chatbot_metrics"].connection_opened()
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
-    emit("session_id", {"session_id": owner_id, "token": tokens.issue(owner_id),
+    emit("session_id", {"session_id": owner_id, "token": token,
                         "demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
                         "notice": chat.provider.notice})
     chat.send_history(request.sid, history)

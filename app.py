@@ -90,9 +90,12 @@ def main() -> int:
     socketio.start_background_task(chat.conversations.maintenance_loop)
     if settings["AUTH_MODE"] != "open":
         socketio.start_background_task(chat.logins.loop)  # sockets whose login ended go within a ping round
-    mode = "demo (no GROQ_API_KEY set)" if chat.provider.demo else f"Groq model {chat.provider.model}"
+    provider = chat.provider
+    mode = "offline demo" if provider.demo else f"{provider.name} model {provider.model or '(server default)'}"
     print(f"chatbotws: serving on http://{settings['HOST']}:{settings['PORT']} "
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)
+    if getattr(provider, "reason", None):
+        print(f"chatbotws: the offline demo answers because {provider.reason}", file=sys.stderr, flush=True)
     serve(app, settings)
     return 0
 

@@ -1,4 +1,4 @@
-"""ChatbotWS: a Flask-SocketIO chat server that streams Groq replies and keeps every conversation."""
+"""ChatbotWS: a Flask-SocketIO chat server that streams model replies and keeps every conversation."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ _socket_log = logging.getLogger("chatbot.socketio")
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
-    from .config import load_settings
+    from .config import ConfigError, load_settings
     from .metrics import Metrics
     from .passwords import Passwords
     from .providers import make_provider
+    from .providers.local import LocalModelUnavailable
     from .ratelimit import RateLimiter
     from .store import Store
     from .turns.registry import make_replies
@@ -53,13 +54,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     interrupted = store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS if settings["REDIS_URL"] else None)
     if interrupted:
         logging.getLogger("chatbot").info("startup marked=%d streaming replies as interrupted", interrupted)
-    provider = make_provider(api_key=settings["GROQ_API_KEY"], model=settings["GROQ_MODEL"],
-                             base_url=settings["GROQ_BASE_URL"], timeout=settings["GROQ_TIMEOUT"],
-                             max_retry_wait=settings["GROQ_MAX_RETRY_WAIT"],
-                             temperature=settings["GROQ_TEMPERATURE"], max_tokens=settings["GROQ_MAX_TOKENS"],
-                             reasoning_effort=settings["GROQ_REASONING_EFFORT"],
-                             allowed_models=settings["GROQ_MODELS"], models_ttl=settings["GROQ_MODELS_TTL"],
-                             token_delay=settings["DEMO_TOKEN_DELAY"])
+    try:
+        provider = make_provider(settings)
+    except LocalModelUnavailable as exc:  # only when LLM_PROVIDER=local was asked for; `auto` falls back
+        raise ConfigError(f"LLM_PROVIDER=local cannot run: {exc}") from None
     limiter = RateLimiter(settings["REDIS_URL"], prefix=settings["REDIS_PREFIX"],
                           messages=settings["RATE_LIMIT_MESSAGES"],
                           messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],

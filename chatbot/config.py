@@ -107,6 +107,16 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def _url(value: str) -> str | None:
+    """Parse an optional http(s) base URL such as http://localhost:11434/v1 (empty means unset)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")) or not value.split("://", 1)[1]:
+        raise ValueError(f"'{value}' is not an http(s) URL like http://localhost:11434/v1")
+    return value
+
+
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
@@ -162,6 +172,7 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     "CHATBOT_ENV": Setting(_choice("development", "production"), "development"),
     "SECRET_KEY": Setting(_optional, None, secret=True),
+    "LLM_PROVIDER": Setting(_choice("auto", "groq", "openai", "local", "demo"), "auto"),
     "GROQ_API_KEY": Setting(_optional, None, secret=True),
     "GROQ_MODEL": Setting(_text, DEFAULT_MODEL),
     "GROQ_BASE_URL": Setting(_optional, None),
@@ -173,6 +184,16 @@ SETTINGS: dict[str, Setting] = {
     "GROQ_MODELS_TTL": Setting(_number(float, 1, 86400), 300.0),
     "GROQ_REASONING_EFFORT": Setting(_optional_choice(*ALL_EFFORTS), None),
     "SHOW_REASONING": Setting(_bool, True),
+    "OPENAI_BASE_URL": Setting(_url, None),
+    "OPENAI_API_KEY": Setting(_optional, None, secret=True),
+    "OPENAI_MODEL": Setting(_optional, None),
+    "OPENAI_TIMEOUT": Setting(_number(float, 1, 600), 120.0),
+    "LOCAL_MODEL_PATH": Setting(_optional, None),
+    "LOCAL_CONCURRENCY": Setting(_number(int, 1, 16), 1),
+    "LOCAL_CONTEXT": Setting(_number(int, 256, 131072), 4096),
+    "LOCAL_THREADS": Setting(_number(int, 0, 256), 0),
+    "LOCAL_MAX_TOKENS": Setting(_number(int, 1, 32768), 512),
+    "LOCAL_TEMPERATURE": Setting(_number(float, 0, 2), 0.2),
     "SYSTEM_PROMPT": Setting(_text, DEFAULT_SYSTEM_PROMPT),
     "DEMO_TOKEN_DELAY": Setting(_number(float, 0, 5), 0.02),
     "DATABASE_URL": Setting(_optional, None),
@@ -251,9 +272,10 @@ def load_settings(
         settings["SECRET_KEY"] = _instance_secret(instance)
     if len(settings["SECRET_KEY"]) < 16:
         raise ConfigError("SECRET_KEY is too short: use at least 16 random characters")
-    if settings["SECRET_KEY"] == settings["GROQ_API_KEY"]:
-        raise ConfigError("SECRET_KEY must not be the Groq API key: generate a separate random secret")
+    if settings["SECRET_KEY"] in (settings["GROQ_API_KEY"], settings["OPENAI_API_KEY"]):
+        raise ConfigError("SECRET_KEY must not be an API key (Groq or OpenAI): generate a separate random secret")
     _check_reasoning_effort(settings["GROQ_REASONING_EFFORT"], settings["GROQ_MODEL"])
+    _check_provider(settings)
     return settings
 
 
@@ -281,6 +303,21 @@ def _check_reasoning_effort(effort: str | None, model: str) -> None:
     if effort not in allowed:
         raise ConfigError(f"GROQ_REASONING_EFFORT is invalid: GROQ_MODEL {model!r} takes one of "
                           f"{', '.join(allowed)} (got {effort!r})")
+
+
+def _check_provider(settings: dict[str, Any]) -> None:
+    """An explicitly chosen provider must have what it needs; `auto` falls back instead (see providers)."""
+    choice = settings["LLM_PROVIDER"]
+    if choice == "groq" and not (settings["GROQ_API_KEY"] or "").strip():
+        raise ConfigError("LLM_PROVIDER=groq needs GROQ_API_KEY: set it, or use LLM_PROVIDER=auto")
+    if choice == "openai" and not settings["OPENAI_BASE_URL"]:
+        raise ConfigError("LLM_PROVIDER=openai needs OPENAI_BASE_URL, e.g. http://localhost:11434/v1 for Ollama")
+    if choice == "local":
+        from .providers.local import runtime_problem
+
+        problem = runtime_problem(settings["LOCAL_MODEL_PATH"])
+        if problem:
+            raise ConfigError(f"LLM_PROVIDER=local cannot run: {problem}")
 
 
 def _parse(name: str, setting: Setting, raw: str) -> Any:

@@ -43,12 +43,25 @@ def database_url(request, tmp_path):
         yield isolated
 
 
+@pytest.fixture
+def local_model():
+    """Skip a test that needs the local model's runtime when it is not installed; under CI=true, fail instead."""
+    from chatbot.providers.local import runtime_problem
+
+    problem = runtime_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the local model for real, but {problem}")
+        pytest.skip(f"local model not installed ({problem})")
+
+
 def base_config(database_url: str, fake: FakeGroq | None, **overrides) -> dict:
-    """Settings for a test app: the given database, the fake Groq, no limits in the way."""
+    """Settings for a test app: the given database, the fake Groq (else the demo), no limits in the way."""
     config = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
         "ASYNC_MODE": "threading",
+        "LLM_PROVIDER": "groq" if fake else "demo",
         "GROQ_API_KEY": fake.api_key if fake else "",
         "GROQ_BASE_URL": fake.base_url if fake else "",
         "REDIS_URL": "",
@@ -69,7 +82,8 @@ def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
     """Factory: an app against the fake Groq (pass overrides as keyword settings)."""
     from chatbot import create_app
 
-    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    for name in ("GROQ_API_KEY", "LLM_PROVIDER", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # keep python-dotenv from reading a developer's .env
     apps = []
 
@@ -234,6 +248,7 @@ def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
             "ASYNC_MODE": async_mode,
             "DATABASE_URL": database_url,
             "SECRET_KEY": SECRET,
+            "LLM_PROVIDER": "groq",
             "GROQ_API_KEY": fake_groq.api_key,
             "GROQ_BASE_URL": fake_groq.base_url,
             "REDIS_URL": "",

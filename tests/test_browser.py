@@ -163,7 +163,7 @@ def assert_clean(page: Page, server) -> None:
 def test_page_streams_reply_as_highlighted_markdown(live_server, fake_groq, open_chat):
     server = live_server(STREAM_WINDOW_MS=0)
     page = open_chat(server, permissions=["clipboard-read", "clipboard-write"])
-    expect(page.locator("#demo-banner")).to_be_hidden()
+    expect(page.locator("#provider-banner")).to_be_hidden()
     page.evaluate(RECORD_STREAM)
     fake_groq.script(text=MARKDOWN_REPLY, delay=0.01, hold_after=6)
     send(page, "show me code")
@@ -437,12 +437,14 @@ def test_page_pages_a_thousand_message_history(live_server, open_chat, database_
 
 
 def test_page_theme_follows_system_and_toggle_is_remembered(live_server, open_chat):
-    server = live_server(GROQ_API_KEY="")
+    server = live_server(LLM_PROVIDER="demo", GROQ_API_KEY="")
     page = open_chat(server, scheme="dark")
     html, toggle = page.locator("html"), page.locator("#theme-toggle")
     expect(html).to_have_attribute("data-theme", "dark")
-    expect(page.locator("#demo-banner")).to_have_text(
-        "Demo mode: no GROQ_API_KEY set — replies come from the offline demo provider.")
+    expect(page.locator("#provider-banner")).to_contain_text(
+        "Demo mode: no model is connected, so replies come from the offline demo provider.")
+    expect(page.locator("#model-name")).to_have_text("Offline demo")
+    expect(page.locator("#model-name")).to_be_visible()
     toggle.click()
     expect(html).to_have_attribute("data-theme", "light")
     expect(toggle).to_have_attribute("aria-pressed", "false")
@@ -535,6 +537,7 @@ def test_page_thinking_streams_folds_and_reopens_picker_and_usage(live_server, f
 
     picker = page.locator("#model-picker")
     expect(picker).to_be_enabled()
+    expect(page.locator("#model-name")).to_have_text("Groq")  # the picker shows the model, the label who serves it
     expect(picker.locator("option")).to_contain_text(["(default)"])
     picker.select_option("openai/gpt-oss-20b")
     expect(page.locator(".conversation.is-active")).to_be_visible()

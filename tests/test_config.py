@@ -63,7 +63,7 @@ def test_config_production_refuses_wildcard_origin(tmp_path):
 
 
 def test_config_secret_key_is_never_the_groq_key(tmp_path):
-    with pytest.raises(ConfigError, match="must not be the Groq API key"):
+    with pytest.raises(ConfigError, match="must not be an API key"):
         load_settings(tmp_path, environ={"SECRET_KEY": "gsk_" + "a" * 40, "GROQ_API_KEY": "gsk_" + "a" * 40})
 
 

@@ -408,7 +408,7 @@ def test_regenerate_without_reply_is_refused(socket_client, received):
 def test_demo_mode_streams_and_says_so(make_app, received):
     from chatbot import socketio
 
-    app = make_app(GROQ_API_KEY="")
+    app = make_app(LLM_PROVIDER="demo", GROQ_API_KEY="")
     client = socketio.test_client(app)
     events = received(client)
     assert events.wait("session_id")["demo"] is True

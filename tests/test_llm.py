@@ -13,7 +13,6 @@ import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.protocol import UPSTREAM_REJECTED
-from chatbot.providers import make_provider
 from chatbot.providers.base import (
     Delta,
     UpstreamError,
@@ -22,7 +21,7 @@ from chatbot.providers.base import (
     parse_retry_after,
 )
 from chatbot.providers.demo import DemoProvider, demo_reply
-from chatbot.providers.groq import DEFAULT_MODEL, GroqProvider
+from chatbot.providers.groq import GroqProvider
 from tests.fake_groq import DEFAULT_TEXT  # the fake_groq fixture comes from conftest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -410,7 +409,7 @@ def test_demo_provider_streams_deterministically():
     assert text == demo_reply(messages)
     assert "offline demo" in text and "GROQ_API_KEY" in text and ".env" in text
     assert "What is \\*this\\*? \\`rm \\-rf\\`" in text  # quoted, on one line, Markdown-inert
-    assert "\n1. " in text and "```" in text
+    assert "\n- **Groq**" in text and "OPENAI_BASE_URL=" in text and "make local" in text and "```" in text
     assert stream.finish_reason == "stop"
     assert stream.usage["completion_tokens"] == len(runs[0])
 
@@ -440,22 +439,6 @@ def test_demo_provider_close_stops_a_waiting_stream():
     assert done.wait(WAIT)
     assert len(seen) == 1
     assert stream.finish_reason == "stopped"
-
-
-@pytest.mark.parametrize("api_key", [None, "", "   "])
-def test_make_provider_without_key_is_demo(api_key):
-    """No key: the demo, whatever Groq options were passed."""
-    provider = make_provider(api_key=api_key, model="any", timeout=5.0, token_delay=0.001)
-    assert isinstance(provider, DemoProvider) and provider.demo and provider.name == "demo"
-    assert provider.token_delay == 0.001
-
-
-def test_make_provider_with_key_is_groq():
-    """A key: Groq, with the given model, options passed through, and the default model when none is given."""
-    provider = make_provider(api_key=" gsk_k ", model="m", base_url="http://127.0.0.1:9", max_retries=1)
-    assert isinstance(provider, GroqProvider) and not provider.demo and provider.name == "groq"
-    assert provider.model == "m" and provider.max_retries == 1
-    assert make_provider(api_key="gsk_k", model="", base_url="http://127.0.0.1:9").model == DEFAULT_MODEL
 
 
 GREEN_SCRIPT = textwrap.dedent(

@@ -42,8 +42,17 @@ def test_routes_readyz_reports_a_failed_database(app, monkeypatch):
     monkeypatch.setattr(app.extensions["chatbot"].store, "ping", down)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "checks": {"database": "failed"}}
+    assert response.get_json() == {"status": "unavailable", "checks": {"database": "failed"},
+                                   "provider": "groq", "model": "openai/gpt-oss-120b"}
     assert b"gone" not in response.data
+
+
+def test_routes_readyz_and_page_say_which_provider_serves(make_app):
+    app = make_app(LLM_PROVIDER="demo")
+    assert app.test_client().get("/readyz").get_json() == {"status": "ok", "checks": {"database": "ok"},
+                                                           "provider": "demo", "model": "demo"}
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "&#34;provider&#34;: &#34;demo&#34;" in page and "Demo mode" in page
 
 
 def test_routes_metrics_are_prometheus_text(app):

@@ -47,7 +47,7 @@ def test_server_streams_reply_over_websocket(live_server, fake_groq, async_mode)
 
 
 def test_server_demo_mode_streams_marked_reply(live_server):
-    server = live_server("eventlet", GROQ_API_KEY="", DEMO_TOKEN_DELAY="0.001")
+    server = live_server("eventlet", LLM_PROVIDER="demo", GROQ_API_KEY="", DEMO_TOKEN_DELAY="0.001")
     client = LiveClient(server.url)
     try:
         assert client.wait("session_id")["demo"] is True

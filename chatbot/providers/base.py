@@ -21,6 +21,8 @@ from ..protocol import MESSAGES, UPSTREAM_REJECTED
 
 _MODEL_CODES = {"model_not_found", "model_decommissioned"}
 _RETRYABLE_STATUSES = {408, 409, 498}  # 498: Groq's "flex tier capacity exceeded"
+# The settings a log detail tells the operator to check, per provider ({key, model, url}).
+GROQ_HINTS = {"key": "GROQ_API_KEY", "model": "GROQ_MODEL", "url": "GROQ_BASE_URL"}
 
 RetryCallback = Callable[[float, str], None]
 # Called by a provider with extra `bot_status` fields while a reply waits, e.g. {"status": "queued", "position": 2}.
@@ -128,20 +130,26 @@ def upstream_error(
     return error
 
 
-def error_from_status(status: int, body: object, headers: httpx.Headers | dict) -> UpstreamError:
-    """Map an HTTP error response (status, parsed body, headers) to an UpstreamError."""
-    error = body.get("error") if isinstance(body, dict) else None
-    error = error if isinstance(error, dict) else {}
+def error_from_status(status: int, body: object, headers: httpx.Headers | dict,
+                      hints: dict[str, str] | None = None) -> UpstreamError:
+    """Map an HTTP error response (status, parsed body, headers) to an UpstreamError.
+
+    `body` is the whole JSON (groq SDK) or its `error` object (openai SDK); `hints` name the settings to check in
+    the log detail ({key, model, url}; Groq's by default).
+    """
+    hints = hints or GROQ_HINTS
+    error = body.get("error", body) if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {"message": body} if isinstance(body, str) else {}
     upstream_code = error.get("code")
     message = str(error.get("message") or "")[:300]
     detail = f"HTTP {status}, code={upstream_code!r}, type={error.get('type')!r}: {message}"
     retry_after = parse_retry_after(headers)
     if status in (401, 403) or upstream_code == "invalid_api_key":
-        return upstream_error("upstream_auth", detail + " (check GROQ_API_KEY)")
+        return upstream_error("upstream_auth", detail + f" (check {hints['key']})")
     if upstream_code in _MODEL_CODES or (status == 404 and upstream_code != "unknown_url"):
-        return upstream_error("model_unavailable", detail + " (check GROQ_MODEL)")
+        return upstream_error("model_unavailable", detail + f" (check {hints['model']}, or {hints['url']})")
     if status == 404:
-        return upstream_error("upstream_unavailable", detail + " (check GROQ_BASE_URL)")
+        return upstream_error("upstream_unavailable", detail + f" (check {hints['url']})")
     if status == 429:
         return upstream_error("upstream_rate_limited", detail, retry_after=retry_after, retryable=True)
     if status >= 500 or status in _RETRYABLE_STATUSES:
@@ -149,15 +157,16 @@ def error_from_status(status: int, body: object, headers: httpx.Headers | dict) 
     return upstream_error("invalid_message", detail)
 
 
-def error_from_event(error: object) -> UpstreamError:
+def error_from_event(error: object, hints: dict[str, str] | None = None) -> UpstreamError:
     """Map an SSE `data: {"error": ...}` event sent mid-stream to an UpstreamError."""
+    hints = hints or GROQ_HINTS
     error = error if isinstance(error, dict) else {"message": str(error)}
     code, type_ = error.get("code"), error.get("type")
     detail = f"error event, code={code!r}, type={type_!r}: {str(error.get('message') or '')[:300]}"
     if code in _MODEL_CODES:
-        return upstream_error("model_unavailable", detail + " (check GROQ_MODEL)")
+        return upstream_error("model_unavailable", detail + f" (check {hints['model']})")
     if code == "invalid_api_key":
-        return upstream_error("upstream_auth", detail + " (check GROQ_API_KEY)")
+        return upstream_error("upstream_auth", detail + f" (check {hints['key']})")
     if code == "rate_limit_exceeded":
         return upstream_error("upstream_rate_limited", detail, retryable=True)
     return upstream_error("upstream_unavailable", detail, retryable=True)
@@ -212,6 +221,7 @@ class Provider(Protocol):
     name: str  # "groq" | "openai" | "local" | "demo"
     demo: bool  # True only for the offline demo (the page labels it)
     model: str  # the default model id
+    notice: str  # a sentence for the page and the welcome about who answers ("" when nothing needs saying)
 
     def stream(
         self,

@@ -1,5 +1,6 @@
-"""The offline demo provider: used when GROQ_API_KEY is unset, it streams a deterministic, useful reply through the
-same path as Groq (so the page, tests and benchmarks exercise streaming) and says how to connect a real model."""
+"""The offline demo provider: the last fallback when no model is configured or can run here, and the tests' and
+benchmarks' stand-in. It streams a deterministic, useful reply through the same path as a model (so the page's
+streaming path is exercised end to end) and says how to connect a real model."""
 
 from __future__ import annotations
 
@@ -35,15 +36,19 @@ class _DemoReplyStream(ReplyStream):
 
 
 class DemoProvider:
-    """Offline stand-in used when GROQ_API_KEY is not set: a deterministic reply explaining how to connect."""
+    """Offline stand-in when no model serves: a deterministic reply explaining how to connect one."""
 
     name = "demo"
     demo = True
     model = "demo"
 
-    def __init__(self, *, token_delay: float = 0.02):
-        """`token_delay` paces the words like a real model would."""
+    def __init__(self, *, token_delay: float = 0.02, reason: str | None = None):
+        """`token_delay` paces the words like a real model would; `reason` says why no model serves (for the log)."""
         self.token_delay = token_delay
+        self.reason = reason
+        self.notice = ("Demo mode: no model is connected, so replies come from the offline demo provider. "
+                       "Set GROQ_API_KEY or OPENAI_BASE_URL in .env, or install the local model with `make local`, "
+                       "and restart.")
 
     def __repr__(self) -> str:
         """Say it is the demo."""
@@ -82,13 +87,15 @@ def demo_reply(messages: list[dict]) -> str:
         quoted = quoted[:119] + "…"
     said = f"You said:\n\n> {_escape_markdown(quoted)}\n\n" if quoted else ""
     return (
-        "This is the **offline demo**: no `GROQ_API_KEY` is set, so no AI model is answering.\n\n"
+        "This is the **offline demo**: no model is connected, so no AI model is answering.\n\n"
         f"{said}"
-        "To chat with a real model:\n\n"
-        "1. Create an API key in the Groq console.\n"
-        "2. Put it in `.env` next to `app.py` (or export it in the environment):\n\n"
-        "```bash\nGROQ_API_KEY=gsk_your_key_here\n```\n\n"
-        "3. Restart the server.\n\n"
+        "To chat with a real model, pick one of these, put it in `.env` next to `app.py` (or export it in the "
+        "environment) and restart the server:\n\n"
+        "- **Groq**: create an API key in the Groq console and set `GROQ_API_KEY=gsk_your_key_here`.\n"
+        "- **Your own model server** (Ollama, vLLM, llama.cpp's `llama-server`, LM Studio):\n\n"
+        "```bash\nOPENAI_BASE_URL=http://localhost:11434/v1\nOPENAI_MODEL=llama3.2\n```\n\n"
+        "- **A small model inside this server**: run `make local` once (it builds llama-cpp-python, which needs "
+        "a C++ compiler), then `make run`.\n\n"
         "Everything else (streaming, history, stop, reconnect) works the same in the demo."
     )
 

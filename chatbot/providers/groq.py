@@ -26,6 +26,7 @@ class GroqProvider(RetryPolicy):
 
     name = "groq"
     demo = False
+    notice = ""
 
     def __init__(
         self,

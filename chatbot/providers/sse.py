@@ -151,7 +151,7 @@ class ChatCompletionStream(ReplyStream):
                 return
             chunk = json.loads(data)
             if "error" in chunk:
-                raise error_from_event(chunk["error"])
+                raise error_from_event(chunk["error"], getattr(self._provider, "hints", None))
             choices = chunk.get("choices")
             if choices:
                 choice = choices[0]

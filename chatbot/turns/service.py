@@ -30,10 +30,6 @@ log = logging.getLogger("chatbot.chat")
 STALE_REPLY_SECONDS = 120.0
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
-DEMO_NOTE = (
-    " (Demo mode: no GROQ_API_KEY is set, so replies come from the offline demo provider. "
-    "Set GROQ_API_KEY in .env or the environment and restart to talk to Groq.)"
-)
 
 
 class ChatService:
@@ -241,8 +237,8 @@ class ChatService:
 
     def welcome(self, conversation_id: str) -> dict:
         """The welcome `bot_message` of an empty conversation (not stored)."""
-        return protocol.welcome(conversation_id, WELCOME + (DEMO_NOTE if getattr(self.provider, "demo", False)
-                                                            else ""))
+        notice = getattr(self.provider, "notice", "")  # who answers and how to switch (demo, local model)
+        return protocol.welcome(conversation_id, WELCOME + (f" ({notice})" if notice else ""))
 
     def reserve(self, state: SocketState, conversation_id: str) -> None:
         """Claim the conversation for one reply, or refuse with busy / rate_limited."""

@@ -111,7 +111,8 @@ def on_connect(auth=None):
     current_app.extensions["chatbot_metrics"].connection_opened()
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
     emit("session_id", {"session_id": owner_id, "token": token,
-                        "demo": chat.provider.demo, "model": chat.provider.model})
+                        "demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
+                        "notice": chat.provider.notice})
     chat.send_history(request.sid, history)
 
 

@@ -56,7 +56,8 @@ def index():
     the signed-in user only; anyone else is sent to sign in)."""
     chat = current_app.extensions["chatbot"]
     user = current_user() if auth_mode() != "open" else None
-    page_config = {"demo": chat.provider.demo, "model": chat.provider.model,
+    page_config = {"demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
+                   "notice": chat.provider.notice,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
                    "version": current_app.config["VERSION"], "auth": auth_mode()}
     response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
@@ -78,7 +79,7 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: the database (and Redis, when configured) answer."""
+    """Readiness: the database (and Redis, when configured) answer; says which provider and model serve."""
     chat = current_app.extensions["chatbot"]
     probes = {"database": chat.store.ping}
     if hasattr(chat.replies, "ping"):
@@ -92,7 +93,8 @@ def readyz():
             log.exception("readiness: %s check failed", name)
             checks[name] = "failed"
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+    return jsonify(status="ok" if ready else "unavailable", checks=checks, provider=chat.provider.name,
+                   model=chat.provider.model), 200 if ready else 503
 
 
 @bp.get("/metrics")

@@ -34,6 +34,8 @@ function readConfig() {
   return {
     demo: Boolean(config.demo),
     model: String(config.model || ""),
+    provider: String(config.provider || ""),
+    notice: String(config.notice || ""),
     maxMessageChars: Number(config.max_message_chars) > 0 ? Number(config.max_message_chars) : 4000,
     version: String(config.version || ""),
     auth: String(config.auth || "open"),
@@ -350,10 +352,8 @@ function connect() {
   window.addEventListener("offline", () => socket.connected || setDisconnected());
   window.addEventListener("online", () => socket.connected || setDisconnected());
 
-  socket.on("session_id", (data) => {
-    document.getElementById("demo-banner").hidden = !(data.demo ?? config.demo);
-    document.getElementById("model-name").textContent = data.model || config.model;
-  });
+  socket.on("session_id", (data) => showProvider(data.provider ?? config.provider, data.model ?? config.model,
+    data.notice ?? config.notice));
   socket.on("history", (data) => {
     const inFlight = renderHistory(String(data.conversation_id), data.messages || [], state.unconfirmed.values(),
       Boolean(data.more));
@@ -386,9 +386,15 @@ function connect() {
   });
   socket.on("bot_status", (data) => {
     const reply = view.replies.get(String(data.reply_id));
-    if (!reply || reply.done || !reply.el || data.status !== "retrying") return;
-    const seconds = Math.max(1, Math.ceil(Number(data.retry_in) || 1));
-    setNote(reply.el, `The AI service is busy — retrying in ${seconds} s…`);
+    if (!reply || reply.done || !reply.el || reply.text) return;
+    if (data.status === "queued") {
+      const ahead = Math.max(0, Number(data.position) - 1);
+      setNote(reply.el, ahead ? `Waiting for the model — ${ahead} ${ahead === 1 ? "reply" : "replies"} ahead of yours…`
+        : "Waiting for the model — yours is next…");
+    } else if (data.status === "retrying") {
+      const seconds = Math.max(1, Math.ceil(Number(data.retry_in) || 1));
+      setNote(reply.el, `The AI service is busy — retrying in ${seconds} s…`);
+    }
   });
   socket.on("bot_message", onBotMessage);
   socket.on("error", onError);
@@ -396,13 +402,27 @@ function connect() {
 
 // ---- start ----------------------------------------------------------------------------------------------------
 
+const PROVIDER_LABELS = { groq: "Groq", openai: "Your model server", local: "Local model", demo: "Offline demo" };
+
+/** Show who answers under the title ("<provider> · <model>", or just the provider above the model picker), and the
+ * provider's notice (demo, local model) as a banner. */
+function showProvider(provider, model, notice) {
+  const label = document.getElementById("model-name");
+  const name = PROVIDER_LABELS[provider] || "";
+  label.dataset.provider = name;
+  label.dataset.full = (provider === "demo" ? name : [name, model].filter(Boolean).join(" · ")) || model || "";
+  label.textContent = document.getElementById("model-picker").hidden ? label.dataset.full : name;
+  const banner = document.getElementById("provider-banner");
+  banner.textContent = notice || "";
+  banner.hidden = !notice;
+}
+
 /** Wire the page up once the vendored libraries (deferred scripts) have run. */
 function start() {
   setupHighlighting();
   wireCodeCopy(list);
   wireScrolling();
-  document.getElementById("demo-banner").hidden = !config.demo;
-  document.getElementById("model-name").textContent = config.model;
+  showProvider(config.provider, config.model, config.notice);
   document.getElementById("app-version").textContent = config.version ? `v${config.version}` : "";
   if (typeof io !== "function") {
     setStatus("offline", "Scripts missing", "The page failed to load its scripts: reload to retry");

@@ -30,7 +30,9 @@ export class ModelPicker {
     this.select.replaceChildren(...options);
     this.select.disabled = models.length < 2;
     this.select.hidden = models.length === 0;
-    this.label.hidden = models.length > 0;
+    // Beside the picker the label names the provider only; without one, provider and model (see showProvider).
+    this.label.textContent = (models.length > 0 ? this.label.dataset.provider : this.label.dataset.full)
+      ?? this.label.textContent;
     this.show(this.current);
   }
 

@@ -1,7 +1,7 @@
 """`make bench`: the real server beside the bare and the naive relay, every scenario, written to BENCHMARKS.md.
 
-    .venv/bin/python bench/run.py                          # everything (~15 min on 2 cores), writes BENCHMARKS.md
-    .venv/bin/python bench/run.py --quick                  # a smoke run (~2 min), prints only
+    .venv/bin/python bench/run.py                          # everything (~35 min on a busy 2-core box)
+    .venv/bin/python bench/run.py --quick                  # a smoke run (eventlet, 2-4 min), prints only
     .venv/bin/python bench/run.py --only turns burst --modes gevent
 
 Processes, all on loopback: two fake Groqs (`python -m tests.fake_groq`: long replies and tiny ones), the target of

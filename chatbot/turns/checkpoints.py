@@ -4,12 +4,10 @@ reply per second."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-log = logging.getLogger("chatbot.checkpoints")
+from .beat import Beat
 
 
 @dataclass
@@ -39,39 +37,16 @@ class Checkpointer:
     def __init__(self, store, replies, start_task: Callable, sleep: Callable[[float], None], interval: float):
         """Use the store's `checkpoint_many`, the registry's `heartbeat_many`, and the async framework's task/sleep."""
         self._store, self._replies = store, replies
-        self._start_task, self._sleep, self._interval = start_task, sleep, interval
-        self._live: dict[int, LiveReply] = {}
-        self._lock = threading.Lock()
-        self._running = False
+        self._beat = Beat(start_task, sleep, interval, self.beat, "checkpoint")
         self.beats = 0  # checkpoint transactions written (for tests and metrics)
 
     def track(self, live: LiveReply) -> None:
         """Checkpoint `live` on every beat until `forget`."""
-        with self._lock:
-            self._live[live.reply_id] = live
-            if self._running:
-                return
-            self._running = True
-        self._start_task(self._run)
+        self._beat.add(live.reply_id, live)
 
     def forget(self, reply_id: int) -> None:
         """The reply is over (its final state is written by the pump)."""
-        with self._lock:
-            self._live.pop(reply_id, None)
-
-    def _run(self) -> None:
-        """Loop while any reply streams; exit when none does (the next reply starts it again)."""
-        while True:
-            self._sleep(self._interval)
-            with self._lock:
-                if not self._live:
-                    self._running = False
-                    return
-                live = list(self._live.values())
-            try:
-                self.beat(live)
-            except Exception:  # a failed beat (database away) must not end checkpointing for good
-                log.exception("checkpoint of %d replies failed", len(live))
+        self._beat.remove(reply_id)
 
     def beat(self, live: list[LiveReply]) -> None:
         """Write the replies whose text grew since their last checkpoint, and heartbeat every one of them."""

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from .beat import Beat
+
 log = logging.getLogger("chatbot.streaming")
 
 # How often the pacer flushes text left waiting by a silent upstream and looks for remote stop requests.
@@ -66,44 +68,27 @@ class Pacer:
 
     def __init__(self, start_task: Callable, sleep: Callable[[float], None], stop_requested: Callable[[int], bool]):
         """Use the async framework's `start_task`/`sleep`; `stop_requested(reply_id)` asks the registry."""
-        self._start_task, self._sleep = start_task, sleep
+        self._stop_requested = stop_requested
         # Text waits for the pacer only while the upstream is silent, so a coarser beat than the window is enough
         # and keeps this task's wake-ups (and their CPU) low while many replies stream.
-        self._interval = PACER_INTERVAL
-        self._stop_requested = stop_requested
-        self._active: dict[int, tuple[tuple[ReplyOutbox, ...], object]] = {}
-        self._lock = threading.Lock()
-        self._running = False
+        self._beat = Beat(start_task, sleep, PACER_INTERVAL, self._pace, "pacing")
 
     def watch(self, box: ReplyOutbox, stream, *more: ReplyOutbox) -> None:
         """Pace `box` (and a reply's other outboxes, e.g. its thinking) and watch its stream for stop requests until
         `forget`."""
-        with self._lock:
-            self._active[box.reply_id] = ((box, *more), stream)
-            if self._running:
-                return
-            self._running = True
-        self._start_task(self._run)
+        self._beat.add(box.reply_id, ((box, *more), stream))
 
     def forget(self, reply_id: int) -> None:
         """The reply is over."""
-        with self._lock:
-            self._active.pop(reply_id, None)
+        self._beat.remove(reply_id)
 
-    def _run(self) -> None:
-        """Loop while any reply streams; exit when none does (the next reply starts it again)."""
-        while True:
-            self._sleep(self._interval)
-            with self._lock:
-                if not self._active:
-                    self._running = False
-                    return
-                active = list(self._active.values())
-            for boxes, stream in active:
-                try:
-                    for box in boxes:
-                        box.flush(only_if_due=True)
-                    if self._stop_requested(boxes[0].reply_id):
-                        stream.close()
-                except Exception:  # one reply's trouble (e.g. Redis away) must not stop the pacing of the others
-                    log.exception("reply=%s pacing failed", boxes[0].reply_id)
+    def _pace(self, active: list) -> None:
+        """One beat: flush what is due in every outbox and close streams whose stop was asked for elsewhere."""
+        for boxes, stream in active:
+            try:
+                for box in boxes:
+                    box.flush(only_if_due=True)
+                if self._stop_requested(boxes[0].reply_id):
+                    stream.close()
+            except Exception:  # one reply's trouble (e.g. Redis away) must not stop the pacing of the others
+                log.exception("reply=%s pacing failed", boxes[0].reply_id)

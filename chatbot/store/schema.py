@@ -199,6 +199,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
                 if "locked" not in str(exc) or attempt == 99:
                     raise
                 time.sleep(0.05)
+    # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit still survives the process being killed
+    # (kill -9), only an OS crash or power cut may lose the newest ones. FULL would fsync on every commit, and under
+    # eventlet or gevent that wait (milliseconds on a VM disk) holds the whole event loop.
+    cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
 

@@ -111,6 +111,50 @@ def bench_backend(name: str, url: str, args) -> list[list[str]]:
         store.close()
 
 
+def bench_turn_path(name: str, url: str, args) -> list[list[str]]:
+    """The calls a connect and a turn make: a new session, a returning one, a turn's one transaction, a checkpoint
+    beat over 50 streaming replies and a reply's final write (each on its own short conversation)."""
+    from chatbot.turns.context import CONTEXT_MESSAGES
+
+    store = Store(url)
+    rows: list[list[str]] = []
+
+    def row(what: str, timings: Timings) -> None:
+        wall, cpu = timings
+        rows.append([name, what, len(wall), fmt(median(wall), 2), fmt(percentile(wall, 95), 2), fmt(median(cpu), 2)])
+
+    try:
+        store.migrate()
+        runs = args.turns
+        sessions = [store.create_session() for _ in range(5)]  # warm the pool and the statement caches
+        new: Timings = ([], [])
+        for _ in range(runs):
+            timed(lambda: sessions.append(store.create_session()), 1, new)
+        row("create_session (a new visitor: owner + empty conversation)", new)
+        turns: Timings = ([], [])
+        started = []
+        for number in range(runs):
+            owner_id, conversation = sessions[number]
+            timed(lambda owner_id=owner_id, conversation=conversation, number=number: started.append(
+                (owner_id, store.begin_turn(owner_id, conversation["id"], f"question {number}",
+                                            client_id=f"c{number}", context_limit=CONTEXT_MESSAGES))), 1, turns)
+        row("begin_turn (idempotency check, user message, reply row, order, context: one transaction)", turns)
+        beat = [(turn.reply["id"], "streamed text " * 20, None) for _, turn in started[:50]]
+        row("checkpoint_many (one beat over 50 streaming replies)",
+            timed(lambda: store.checkpoint_many(beat), max(1, runs // 10)))
+        finals: Timings = ([], [])
+        for _, turn in started:
+            timed(lambda turn=turn: store.finish_reply(turn.reply["id"], user_id=None, tokens=50, content="answer",
+                                                       status="complete", finish_reason="stop", model="m",
+                                                       usage={"total_tokens": 50}), 1, finals)
+        row("finish_reply (a reply's final write)", finals)
+        row("open_session (a returning visitor: owner, active conversation, newest page)",
+            timed(lambda: [store.open_session(owner_id, 50) for owner_id, _ in started[:1]], runs))
+        return rows
+    finally:
+        store.close()
+
+
 def sqlite_synchronous(url: str) -> int:
     """The synchronous level the store's SQLite connections run with."""
     store = Store(url)
@@ -127,12 +171,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=1000, help="messages in the conversation (default 1000)")
     parser.add_argument("--runs", type=int, default=20, help="runs of each history measurement (default 20)")
     parser.add_argument("--checkpoints", type=int, default=200, help="checkpoint calls (default 200)")
+    parser.add_argument("--turns", type=int, default=200, help="sessions and turns on the turn path (default 200)")
+    parser.add_argument("--only-turns", action="store_true", help="only the turn path (skip the long conversation)")
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"),
                         help="Postgres URL (default: $TEST_DATABASE_URL; unset: SQLite only)")
     parser.add_argument("--sqlite-dir", type=Path, default=None, help="parent of the temp dir holding the SQLite file")
     args = parser.parse_args(argv)
-    if min(args.messages, args.runs, args.checkpoints) < 1:
-        parser.error("--messages, --runs and --checkpoints must be >= 1")
+    if min(args.messages, args.runs, args.checkpoints, args.turns) < 1:
+        parser.error("--messages, --runs, --checkpoints and --turns must be >= 1")
     return args
 
 
@@ -143,12 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chatbot-store-bench-", dir=args.sqlite_dir) as tmp:
         print("running SQLite...", file=sys.stderr, flush=True)
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        rows += bench_backend("SQLite", url, args)
+        rows += [] if args.only_turns else bench_backend("SQLite", url, args)
+        rows += bench_turn_path("SQLite", f"sqlite:///{Path(tmp) / 'turns.db'}", args)
         sqlite_sync = sqlite_synchronous(url)
     if args.database_url:
         print("running Postgres...", file=sys.stderr, flush=True)
         with isolated_database(args.database_url) as url:
-            rows += bench_backend("Postgres", url, args)
+            rows += [] if args.only_turns else bench_backend("Postgres", url, args)
+        with isolated_database(args.database_url) as url:
+            rows += bench_turn_path("Postgres", url, args)
     print(f"## Store benchmark: a {args.messages:,}-message conversation (user {USER_CHARS} chars, assistant "
           f"{ASSISTANT_CHARS} chars, alternating); {args.runs} runs per history row, {args.checkpoints} checkpoints")
     print(f"Code: {code_version()}")

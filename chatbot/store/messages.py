@@ -25,6 +25,7 @@ from .rows import (
     _title_from_content,
     _valid_id,
     _valid_message_id,
+    update_row,
 )
 from .schema import CLIENT_ID_MAX, MESSAGE_FIELDS, conversations, messages
 from .tree import active_leaf
@@ -128,18 +129,19 @@ class MessageQueries:
         speed: dict | None = None,
     ) -> None:
         """Checkpoint a reply with one UPDATE by primary key; None leaves a field as is; NotFound if gone."""
-        statement = self._message_update(message_id, content=content, reasoning=reasoning, status=status,
-                                         usage=usage, finish_reason=finish_reason, error_code=error_code,
-                                         model=model, speed=speed)
-        if statement is None:
+        changes = self._message_changes(message_id, content=content, reasoning=reasoning, status=status,
+                                        usage=usage, finish_reason=finish_reason, error_code=error_code,
+                                        model=model, speed=speed)
+        if changes is None:
             return
         with self._transaction() as conn:
-            result = conn.execute(statement)
+            result = update_row(conn, messages, message_id, **changes)
         if result.rowcount == 0:
             raise NotFound(message_id)
 
-    def _message_update(self, message_id: int, **fields) -> sa.Update | None:
-        """The UPDATE of one message's given fields (None leaves a field as is); None when nothing changes."""
+    def _message_changes(self, message_id: int, **fields) -> dict | None:
+        """The checked columns to set on one message for its given fields (None leaves a field as is), with its
+        `updated_at`; None when nothing changes."""
         if fields.get("status") is not None and fields["status"] not in STATUSES:
             raise ValueError(f"status must be one of {sorted(STATUSES)}")
         if not _valid_message_id(message_id):
@@ -150,7 +152,7 @@ class MessageQueries:
         changes = {key: value for key, value in fields.items() if value is not None}
         if not changes:
             return None
-        return sa.update(messages).where(messages.c.id == message_id).values(updated_at=_now(), **changes)
+        return {"updated_at": _now(), **changes}
 
     def _owner_conversation_ids(self, owner_id: str) -> sa.Select:
         """Select the ids of the owner's conversations, to scope statements on messages."""

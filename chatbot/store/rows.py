@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, CursorResult
 
 from .schema import CLIENT_ID_MAX, MESSAGE_FIELDS, TITLE_MAX, conversations, messages
 
@@ -125,3 +127,33 @@ _CONVERSATION_COLUMNS = (
     .scalar_subquery()
     .label("message_count"),
 )
+
+
+# Statements built once. Building a statement (operators, coercions, a bind parameter per value) and its cache key
+# costs SQLAlchemy several times what SQLite takes to run it, so the turn path's statements are made once, with bind
+# parameters, and reused: their cache key is memoized and the compiled form comes from the engine's cache.
+
+
+@functools.cache
+def _insert_statement(table: sa.Table) -> sa.Insert:
+    """INSERT INTO table; the columns come from the parameters."""
+    return sa.insert(table)
+
+
+@functools.cache
+def _update_statement(table: sa.Table, names: tuple[str, ...]) -> sa.Update:
+    """UPDATE table SET name = :v_name, ... WHERE id = :row_id (bind names must differ from the columns')."""
+    return sa.update(table).where(table.c.id == sa.bindparam("row_id")).values(
+        {name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+
+
+def insert_row(conn: Connection, table: sa.Table, **values) -> CursorResult:
+    """Insert one row of `values` with the table's prepared INSERT."""
+    return conn.execute(_insert_statement(table), values)
+
+
+def update_row(conn: Connection, table: sa.Table, row_id: object, **values) -> CursorResult:
+    """Set `values` on the row whose id is `row_id`, with a statement prepared once per set of columns."""
+    params = {f"v_{name}": value for name, value in values.items()}
+    params["row_id"] = row_id
+    return conn.execute(_update_statement(table, tuple(values)), params)

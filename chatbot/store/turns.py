@@ -24,6 +24,8 @@ from .rows import (
     _title_from_content,
     _valid_id,
     _valid_message_id,
+    insert_row,
+    update_row,
 )
 from .schema import MESSAGE_FIELDS, conversations, messages, owners, users
 from .tree import active_leaf, add_versions, read_path
@@ -62,6 +64,55 @@ class NotEditable(Exception):
     """The message to edit is not a user message."""
 
 
+def _session_query(with_user: bool) -> sa.Select:
+    """A connect's one read: the owner's last-seen time, its active conversation and that one's leaf (and, for an
+    account, its state and session version)."""
+    columns = [owners.c.last_seen_at, conversations.c.id, active_leaf().label("leaf_id")]
+    if with_user:
+        columns += [users.c.state, users.c.session_version]
+    query = (
+        sa.select(*columns)
+        .select_from(owners)
+        .outerjoin(conversations, sa.and_(conversations.c.id == owners.c.active_conversation_id,
+                                          conversations.c.owner_id == owners.c.id))
+        .where(owners.c.id == sa.bindparam("owner_id"))
+    )
+    if with_user:
+        query = query.join(users, users.c.id == owners.c.user_id).where(users.c.id == sa.bindparam("user_id"))
+    return query
+
+
+def _turn_conversation_query(lock: bool) -> sa.Select:
+    """The owner's conversation with its message count and active leaf (row-locked for a turn)."""
+    count = (sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id)
+             .correlate(conversations).scalar_subquery())
+    query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
+                      conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id")).where(
+        conversations.c.id == sa.bindparam("conversation_id"), conversations.c.owner_id == sa.bindparam("owner_id"))
+    return query.with_for_update(of=conversations) if lock else query
+
+
+# Built once (see rows.py): the statements every connect, turn and checkpoint runs.
+_SESSION = _session_query(with_user=False)
+_SESSION_OF_USER = _session_query(with_user=True)
+_TURN_CONVERSATION = _turn_conversation_query(lock=True)
+_TURN_CONVERSATION_UNLOCKED = _turn_conversation_query(lock=False)
+_BY_CLIENT_ID = sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == sa.bindparam("conversation_id"),
+                                                   messages.c.client_id == sa.bindparam("client_id"))
+_FIRST_CHILD = (sa.select(*_MESSAGE_COLUMNS)
+                .where(messages.c.conversation_id == sa.bindparam("conversation_id"),
+                       messages.c.parent_id == sa.bindparam("parent_id"))
+                .order_by(messages.c.id).limit(1))
+# Only while streaming: a beat that lands after the reply's final write must not shorten its text.
+_CHECKPOINT = (sa.update(messages).where(messages.c.id == sa.bindparam("b_id"), messages.c.status == "streaming")
+               .values(content=sa.bindparam("b_content"), reasoning=sa.bindparam("b_reasoning"),
+                       updated_at=sa.bindparam("b_updated_at", type_=messages.c.updated_at.type)))
+_TOUCH_OWNER_IF_BEFORE = (sa.update(owners)
+                          .where(owners.c.id == sa.bindparam("owner_id"),
+                                 owners.c.last_seen_at < sa.bindparam("cutoff", type_=owners.c.last_seen_at.type))
+                          .values(last_seen_at=sa.bindparam("now", type_=owners.c.last_seen_at.type)))
+
+
 class TurnQueries:
     """Turn-path queries (mixed into Store, which provides `_transaction` and `_owned_conversation`)."""
 
@@ -73,20 +124,10 @@ class TurnQueries:
         """
         if not _valid_id(owner_id) or (user_id is not None and not _valid_id(user_id)):
             return None
-        columns = [owners.c.last_seen_at, conversations.c.id, active_leaf().label("leaf_id")]
-        if user_id is not None:
-            columns += [users.c.state, users.c.session_version]
-        query = (
-            sa.select(*columns)
-            .select_from(owners)
-            .outerjoin(conversations, sa.and_(conversations.c.id == owners.c.active_conversation_id,
-                                              conversations.c.owner_id == owners.c.id))
-            .where(owners.c.id == owner_id)
-        )
-        if user_id is not None:
-            query = query.join(users, users.c.id == owners.c.user_id).where(users.c.id == user_id)
+        query, params = (_SESSION, {"owner_id": owner_id}) if user_id is None else \
+            (_SESSION_OF_USER, {"owner_id": owner_id, "user_id": user_id})
         with self._transaction(write=False) as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(query, params).first()
             if row is None:
                 return None
             page, more = ([], False) if row.id is None else self._page(conn, row.id, row.leaf_id, page_size)
@@ -103,9 +144,9 @@ class TurnQueries:
                         "model": None}
         try:
             with self._transaction() as conn:
-                conn.execute(sa.insert(owners).values(id=owner_id, created_at=now, last_seen_at=now,
-                                                      active_conversation_id=conversation["id"]))
-                conn.execute(sa.insert(conversations).values(owner_id=owner_id, **conversation))
+                insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
+                           active_conversation_id=conversation["id"])
+                insert_row(conn, conversations, owner_id=owner_id, **conversation)
         except IntegrityError:
             # Two tabs restoring one unknown session at once: the other made it; use what it made.
             self.touch_owner(owner_id)
@@ -204,20 +245,16 @@ class TurnQueries:
         if not replies:
             return
         now = _now()
-        # Only while streaming: a beat that lands after the reply's final write must not shorten its text.
-        statement = (sa.update(messages).where(messages.c.id == sa.bindparam("b_id"), messages.c.status == "streaming")
-                     .values(content=sa.bindparam("b_content"), reasoning=sa.bindparam("b_reasoning"), updated_at=now))
-        rows = [{"b_id": reply_id, "b_content": _clean_stream_text(content),
+        rows = [{"b_id": reply_id, "b_content": _clean_stream_text(content), "b_updated_at": now,
                  "b_reasoning": None if reasoning is None else _clean_stream_text(reasoning)}
                 for reply_id, content, reasoning in replies]
         with self._transaction() as conn:
-            conn.execute(statement, rows)
+            conn.execute(_CHECKPOINT, rows)
 
     def touch_owner_if_before(self, owner_id: str, cutoff: datetime) -> None:
         """Record that the owner was seen, only when its last-seen time is older than `cutoff` (throttled writes)."""
         with self._transaction() as conn:
-            conn.execute(sa.update(owners).where(owners.c.id == owner_id, owners.c.last_seen_at < cutoff)
-                         .values(last_seen_at=_now()))
+            conn.execute(_TOUCH_OWNER_IF_BEFORE, {"owner_id": owner_id, "cutoff": cutoff, "now": _now()})
 
     # internals
 
@@ -227,12 +264,8 @@ class TurnQueries:
         if it is not the owner's."""
         if not (_valid_id(owner_id) and _valid_id(conversation_id)):
             raise NotFound(conversation_id)
-        count = (sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id)
-                 .correlate(conversations).scalar_subquery())
-        query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
-                          conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id")).where(
-            conversations.c.id == conversation_id, conversations.c.owner_id == owner_id)
-        row = conn.execute(query.with_for_update(of=conversations) if lock else query).first()
+        query = _TURN_CONVERSATION if lock else _TURN_CONVERSATION_UNLOCKED
+        row = conn.execute(query, {"conversation_id": conversation_id, "owner_id": owner_id}).first()
         if row is None:
             raise NotFound(conversation_id)
         return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at), "model": row.model,
@@ -250,13 +283,10 @@ class TurnQueries:
 
     def _duplicate(self, conn: Connection, conversation: dict, client_id: str) -> TurnStart | None:
         """The turn already stored under `client_id` (with the first reply that answered it), or None."""
-        row = conn.execute(sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == conversation["id"],
-                                                              messages.c.client_id == client_id)).first()
+        row = conn.execute(_BY_CLIENT_ID, {"conversation_id": conversation["id"], "client_id": client_id}).first()
         if row is None:
             return None
-        after = conn.execute(sa.select(*_MESSAGE_COLUMNS)
-                             .where(messages.c.conversation_id == conversation["id"], messages.c.parent_id == row.id)
-                             .order_by(messages.c.id).limit(1)).first()
+        after = conn.execute(_FIRST_CHILD, {"conversation_id": conversation["id"], "parent_id": row.id}).first()
         reply = _message(after) if after is not None and after.role == "assistant" else None
         return TurnStart(_message(row), reply, [], conversation, duplicate=True)
 
@@ -266,17 +296,16 @@ class TurnQueries:
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
                "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id}
-        row["id"] = conn.execute(sa.insert(messages).values(**row)).inserted_primary_key[0]
+        row["id"] = insert_row(conn, messages, **row).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 
     def _started(self, conn: Connection, owner_id: str, conversation: dict, message: dict | None, reply: dict,
                  now: datetime, context_limit: int, page_size: int | None) -> TurnStart:
         """Finish a turn's transaction: the reply becomes the active leaf, conversation order and title, active
         conversation, the context's messages (and the page to show, when asked for)."""
-        conn.execute(sa.update(conversations).where(conversations.c.id == conversation["id"])
-                     .values(updated_at=now, title=conversation["title"], active_leaf_id=reply["id"]))
-        conn.execute(sa.update(owners).where(owners.c.id == owner_id)
-                     .values(active_conversation_id=conversation["id"], last_seen_at=now))
+        update_row(conn, conversations, conversation["id"], updated_at=now, title=conversation["title"],
+                   active_leaf_id=reply["id"])
+        update_row(conn, owners, owner_id, active_conversation_id=conversation["id"], last_seen_at=now)
         path, more = read_path(conn, conversation["id"], reply["id"], max(context_limit + 1, page_size or 0))
         history = path[:-1][-context_limit:] if context_limit else []
         page = None

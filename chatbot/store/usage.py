@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from .rows import NotFound, _iso, _now
-from .schema import owners, usage_hourly, users
+from .rows import NotFound, _iso, _now, update_row
+from .schema import messages, owners, usage_hourly, users
 
 USAGE_KEPT = timedelta(days=31)
 
@@ -45,14 +45,14 @@ def reply_tokens(usage: dict | None, text: str) -> int:
 
 
 class UsageQueries:
-    """Usage and quota queries (mixed into Store, which provides `_transaction`, `_message_update`, `dialect`)."""
+    """Usage and quota queries (mixed into Store, which provides `_transaction`, `_message_changes`, `dialect`)."""
 
     def finish_reply(self, reply_id: int, *, user_id: str | None, tokens: int, **fields) -> None:
         """A reply's final write: its fields (as update_message takes them) and, for an account, one more reply and
         `tokens` in this hour's usage — one transaction. NotFound if the reply is gone."""
-        statement = self._message_update(reply_id, **fields)
+        changes = self._message_changes(reply_id, **fields)
         with self._transaction() as conn:
-            if statement is not None and conn.execute(statement).rowcount == 0:
+            if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
                 raise NotFound(reply_id)
             if user_id is not None:
                 self._count_usage(conn, user_id, tokens)

@@ -25,6 +25,25 @@ elif ASYNC_MODE == "gevent":
     monkey.patch_all()
 
 
+def early_listener():
+    """The listening socket, opened before the slow imports and start-up (about 3 s), or None.
+
+    After a restart every client reconnects at once: while nothing listens they are refused and back off for
+    seconds; with the socket open they wait in the kernel's backlog and are served as soon as the app is ready.
+    Only from plain HOST/PORT values (the settings check them, and say what is wrong, later) and for the servers
+    app.py runs itself (not Werkzeug's, under threading).
+    """
+    if ASYNC_MODE not in ("eventlet", "gevent"):
+        return None
+    host, port = os.environ.get("HOST", "127.0.0.1").strip(), os.environ.get("PORT", "5000").strip()
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    try:
+        return listener(host, int(port)), (host, int(port))
+    except OSError:
+        return None  # e.g. the port is taken: serve() tries again and reports it
+
+
 def raise_open_files_limit() -> None:
     """Every Socket.IO client holds a socket: lift the soft open-files limit to the hard one."""
     try:
@@ -53,21 +72,29 @@ def listener(host: str, port: int):
     return sock
 
 
-def serve(app, settings) -> None:
-    """Serve with the async mode's own WSGI server (what socketio.run() does, plus TCP_NODELAY and limits)."""
+def serve(app, settings, early=None) -> None:
+    """Serve with the async mode's own WSGI server (what socketio.run() does, plus TCP_NODELAY and limits), on the
+    early listening socket when it is for the configured address."""
     host, port = settings["HOST"], settings["PORT"]
+    sock = None
+    if early is not None:
+        sock, address = early
+        if address != (host, port) or settings["ASYNC_MODE"] != ASYNC_MODE:
+            sock.close()
+            sock = None
     if settings["ASYNC_MODE"] == "eventlet":
         import eventlet.wsgi
 
         # max_size: eventlet otherwise caps simultaneous connections at 1,024 (leave room for plain HTTP).
         # socket_timeout: a connection silent for longer than a ping round (which every live client answers) is
         # dead or a slowloris, and must not hold one of those slots.
-        eventlet.wsgi.server(listener(host, port), app, log_output=False, max_size=settings["MAX_CONNECTIONS"] + 64,
+        eventlet.wsgi.server(sock or listener(host, port), app, log_output=False,
+                             max_size=settings["MAX_CONNECTIONS"] + 64,
                              socket_timeout=settings["PING_INTERVAL"] + 2 * settings["PING_TIMEOUT"])
     elif settings["ASYNC_MODE"] == "gevent":
         from gevent import pywsgi
 
-        pywsgi.WSGIServer(listener(host, port), app, log=None).serve_forever()
+        pywsgi.WSGIServer(sock or listener(host, port), app, log=None).serve_forever()
     else:
         from chatbot import socketio
 
@@ -76,6 +103,7 @@ def serve(app, settings) -> None:
 
 def main() -> int:
     """Build the app from the environment and serve it until interrupted."""
+    early = early_listener()
     from chatbot import create_app, socketio
     from chatbot.config import ConfigError
 
@@ -83,7 +111,7 @@ def main() -> int:
         app = create_app()
     except ConfigError as exc:
         print(f"chatbotws: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return 2  # the early socket closes with the process
     raise_open_files_limit()
     settings = app.config
     chat = app.extensions["chatbot"]
@@ -96,7 +124,7 @@ def main() -> int:
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)
     if getattr(provider, "reason", None):
         print(f"chatbotws: the offline demo answers because {provider.reason}", file=sys.stderr, flush=True)
-    serve(app, settings)
+    serve(app, settings, early)
     return 0
 
 

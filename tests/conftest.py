@@ -211,8 +211,8 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).ok:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # refused, or (the socket is open before start-up ends) not answered yet
             time.sleep(0.05)
         raise AssertionError(f"server not ready in {timeout} s:\n{self.log()}")
 

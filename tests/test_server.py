@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from chatbot.store import Store
+from tests.conftest import ROOT, SECRET, LiveServer, free_port
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -134,3 +138,43 @@ def test_server_stop_closes_upstream_mid_stream(live_server, fake_groq, async_mo
         assert client.final(again["reply_id"])["message"] == "Free again."
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_holds_connections_made_while_it_starts(tmp_path, async_mode):
+    """The listening socket opens before start-up: a client (re)connecting then waits and is served, not refused
+    (after a restart, refused clients back off for seconds). Start-up is held in its migration by our write lock."""
+    database = tmp_path / "chatbot.db"
+    Store(f"sqlite:///{database}").migrate()
+    lock = sqlite3.connect(database, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the server's migrate() waits for this (busy timeout 5 s)
+    port = free_port()
+    server = LiveServer({"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": async_mode, "LLM_PROVIDER": "demo",
+                         "DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": SECRET, "REDIS_URL": "",
+                         "PYTHONUNBUFFERED": "1"}, tmp_path / "server.log")
+    log = open(server.log_path, "ab")  # noqa: SIM115
+    server.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=server.env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.process.poll() is None, server.log()
+            try:
+                client = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, server.log()
+                time.sleep(0.02)
+        with client:
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert "serving on" not in server.log()  # connected while start-up still waits for the lock
+            lock.execute("COMMIT")
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert "serving on" in server.log()
+    finally:
+        lock.close()
+        server.stop()

@@ -15,6 +15,7 @@ from groq.types.chat import ChatCompletion, ChatCompletionChunk
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
 from .sse import ChatCompletionStream, RetryPolicy
+from .transport import PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class GroqProvider(RetryPolicy):
             base_url=base_url,
             max_retries=0,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            http_client=groq.DefaultHttpxClient(transport=PooledTransport()),
         )
 
     def __repr__(self) -> str:

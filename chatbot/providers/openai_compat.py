@@ -18,6 +18,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ModelRegistry
 from .sse import ChatCompletionStream, RetryPolicy
+from .transport import PooledTransport
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class OpenAICompatProvider(RetryPolicy):
         self._registry: ModelRegistry | None = None
         # Retries are ours (only before the first delta); SDK retries would stack under them.
         self._client = openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url.rstrip("/"), max_retries=0,
-                                     timeout=httpx.Timeout(timeout, connect=connect_timeout))
+                                     timeout=httpx.Timeout(timeout, connect=connect_timeout),
+                                     http_client=openai.DefaultHttpxClient(transport=PooledTransport()))
 
     def __repr__(self) -> str:
         """Name the provider, server and model, never the key."""

@@ -59,3 +59,27 @@ def test_real_pools_stream_from_a_loopback_server(fake_groq):
     finally:
         provider.close()
     assert all(texts) and len(set(texts)) == 1
+
+
+@pytest.mark.parametrize("sdk", ["groq", "openai"])
+def test_provider_works_out_the_sdk_platform_headers_once_when_built(sdk, fake_groq):
+    """The SDK's first request runs `uname -p` in a subprocess, and so does every request started before it ends
+    (a herd of them after a restart): the provider does it once, when built."""
+    import groq._base_client
+    import openai._base_client
+
+    from chatbot.providers.groq import GroqProvider
+    from chatbot.providers.openai_compat import OpenAICompatProvider
+
+    cache = (groq._base_client if sdk == "groq" else openai._base_client).platform_headers
+    cache.cache_clear()
+    if sdk == "groq":
+        provider = GroqProvider(fake_groq.api_key, "test-model", base_url=fake_groq.base_url)
+    else:
+        provider = OpenAICompatProvider(f"{fake_groq.base_url}/openai/v1", "test-model", api_key=fake_groq.api_key)
+    try:
+        assert cache.cache_info().currsize == 1
+        assert "".join(d.text for d in provider.stream([{"role": "user", "content": "hi"}]))
+        assert cache.cache_info().misses == 1  # the request found it done
+    finally:
+        provider.close()

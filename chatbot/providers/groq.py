@@ -75,6 +75,9 @@ class GroqProvider(RetryPolicy):
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             http_client=groq.DefaultHttpxClient(transport=PooledTransport()),
         )
+        # The SDK's first request works out its platform headers, which runs `uname -p` in a subprocess; every request
+        # starting before that first one finishes runs it too (500 at once after a restart). Once, here, instead.
+        self._client.platform_headers()
 
     def __repr__(self) -> str:
         """Name the provider and model, never the key."""

@@ -75,6 +75,9 @@ class OpenAICompatProvider(RetryPolicy):
         self._client = openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url.rstrip("/"), max_retries=0,
                                      timeout=httpx.Timeout(timeout, connect=connect_timeout),
                                      http_client=openai.DefaultHttpxClient(transport=PooledTransport()))
+        # The SDK's first request works out its platform headers, which runs `uname -p` in a subprocess; every request
+        # starting before that first one finishes runs it too (500 at once after a restart). Once, here, instead.
+        self._client.platform_headers()
 
     def __repr__(self) -> str:
         """Name the provider, server and model, never the key."""

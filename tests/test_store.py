@@ -164,6 +164,32 @@ def test_store_sqlite_pragmas(tmp_path):
         store.close()
 
 
+def test_store_sqlite_writers_of_one_process_take_turns(tmp_path, monkeypatch):
+    """Many threads writing at once (ASYNC_MODE=threading) queue for SQLite's one writer slot in the process, not
+    in its sleeping busy handler: with no busy timeout at all, not one transaction is refused as locked."""
+    import chatbot.store.schema as schema
+
+    monkeypatch.setattr(schema, "SQLITE_BUSY_TIMEOUT_MS", 0)  # a writer that has to wait fails at once
+    store = Store(f"sqlite:///{tmp_path / 'chatbot.db'}")
+    try:
+        store.migrate()
+        sessions = [store.create_session() for _ in range(8)]
+        start = threading.Barrier(len(sessions))
+
+        def write(session):
+            owner_id, conversation = session
+            start.wait()
+            for number in range(15):
+                store.begin_turn(owner_id, conversation["id"], f"message {number}", client_id=None, context_limit=10)
+
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            for done in [pool.submit(write, session) for session in sessions]:
+                done.result()  # raises "database is locked" if two writers met in SQLite
+        assert all(store.get_conversation(owner, c["id"])["message_count"] == 30 for owner, c in sessions)
+    finally:
+        store.close()
+
+
 def test_store_ping(store):
     store.ping()
 

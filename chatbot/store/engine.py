@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +57,10 @@ class Database:
         url = normalize_url(url)
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
+        # SQLite takes one writer at a time. Writers of this process queue here, in turn, rather than in SQLite's busy
+        # handler, which sleeps and retries: with many threads (ASYNC_MODE=threading) some lost every retry for the
+        # whole busy timeout and failed with "database is locked". Other processes still wait in the busy handler.
+        self._write_lock = threading.RLock() if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = sa.create_engine(parsed, echo=echo)
@@ -67,7 +72,8 @@ class Database:
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """Yield a connection inside a transaction that commits on success and rolls back on error."""
-        with self.engine.connect() as conn:
+        with (self._write_lock if write and self._write_lock is not None else nullcontext()), \
+                self.engine.connect() as conn:
             conn.execution_options(chatbot_write=write)
             with conn.begin():
                 yield conn

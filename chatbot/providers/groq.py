@@ -15,7 +15,7 @@ from groq.types.chat import ChatCompletion, ChatCompletionChunk
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
 from .sse import ChatCompletionStream, RetryPolicy
-from .transport import PooledTransport
+from .transport import sdk_client
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +68,8 @@ class GroqProvider(RetryPolicy):
         self._registry = ModelRegistry(self._list_models, self.model, allowed=allowed_models, ttl=models_ttl,
                                        name="Groq")
         # Retries are ours (only before the first delta); SDK retries would stack under them.
-        self._client = groq.Groq(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            http_client=groq.DefaultHttpxClient(transport=PooledTransport()),
-        )
-        # The SDK's first request works out its platform headers, which runs `uname -p` in a subprocess; every request
-        # starting before that first one finishes runs it too (500 at once after a restart). Once, here, instead.
-        self._client.platform_headers()
+        self._client = sdk_client(groq.Groq, groq.DefaultHttpxClient, api_key=api_key, base_url=base_url,
+                                  max_retries=0, timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def __repr__(self) -> str:
         """Name the provider and model, never the key."""

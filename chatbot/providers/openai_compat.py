@@ -18,7 +18,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ModelRegistry
 from .sse import ChatCompletionStream, RetryPolicy
-from .transport import PooledTransport
+from .transport import sdk_client
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,9 @@ class OpenAICompatProvider(RetryPolicy):
         self._allowed_models, self._models_ttl = tuple(allowed_models), models_ttl
         self._registry: ModelRegistry | None = None
         # Retries are ours (only before the first delta); SDK retries would stack under them.
-        self._client = openai.OpenAI(api_key=api_key or NO_KEY, base_url=base_url.rstrip("/"), max_retries=0,
-                                     timeout=httpx.Timeout(timeout, connect=connect_timeout),
-                                     http_client=openai.DefaultHttpxClient(transport=PooledTransport()))
-        # The SDK's first request works out its platform headers, which runs `uname -p` in a subprocess; every request
-        # starting before that first one finishes runs it too (500 at once after a restart). Once, here, instead.
-        self._client.platform_headers()
+        self._client = sdk_client(openai.OpenAI, openai.DefaultHttpxClient, api_key=api_key or NO_KEY,
+                                  base_url=base_url.rstrip("/"), max_retries=0,
+                                  timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def __repr__(self) -> str:
         """Name the provider, server and model, never the key."""

@@ -59,3 +59,14 @@ class PooledTransport(httpx.BaseTransport):
         for pool in pools:
             if pool is not None:
                 pool.close()
+
+
+def sdk_client(sdk_class: type, http_client_class: type, **options):
+    """An SDK client (`groq.Groq`, `openai.OpenAI`) sending through a PooledTransport, ready for many requests at once.
+
+    The SDK's first request works out its platform headers, which runs `uname -p` in a subprocess, and every request
+    started before that first one finishes runs it too (500 at once after a restart): done once, here, instead.
+    """
+    client = sdk_class(**options, http_client=http_client_class(transport=PooledTransport()))
+    client.platform_headers()
+    return client

@@ -191,13 +191,17 @@ class LiveServer:
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> LiveServer:
-        """Start the process and wait until it answers /healthz."""
+    def spawn(self) -> LiveServer:
+        """Start the process without waiting for it."""
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child keeps it)
         self.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        self.wait_ready()
+        return self
+
+    def start(self) -> LiveServer:
+        """Start the process and wait until it answers /healthz."""
+        self.spawn().wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

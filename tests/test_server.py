@@ -151,11 +151,7 @@ def test_server_holds_connections_made_while_it_starts(tmp_path, async_mode):
     port = free_port()
     server = LiveServer({"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": async_mode, "LLM_PROVIDER": "demo",
                          "DATABASE_URL": f"sqlite:///{database}", "SECRET_KEY": SECRET, "REDIS_URL": "",
-                         "PYTHONUNBUFFERED": "1"}, tmp_path / "server.log")
-    log = open(server.log_path, "ab")  # noqa: SIM115
-    server.process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=server.env,
-                                      stdout=log, stderr=subprocess.STDOUT)
-    log.close()
+                         "PYTHONUNBUFFERED": "1"}, tmp_path / "server.log").spawn()
     try:
         deadline = time.monotonic() + 30
         while True:

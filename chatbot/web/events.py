@@ -110,10 +110,30 @@ def on_connect(auth=None):
         raise ConnectionRefusedError(exc.message, exc.payload()) from None
     current_app.extensions["chatbot_metrics"].connection_opened()
     log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
-    emit("session_id", {"session_id": owner_id, "token": token,
-                        "demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
-                        "notice": chat.provider.notice})
-    chat.send_history(request.sid, history)
+    hello = {"session_id": owner_id, "token": token, "demo": chat.provider.demo, "model": chat.provider.model,
+             "provider": chat.provider.name, "notice": chat.provider.notice}
+    after_connect(greet, chat, request.sid, hello, history)
+
+
+def greet(chat, sid: str, hello: dict, history: dict) -> None:
+    """Send a connected socket its `session_id`, then the conversation it shows (and the welcome)."""
+    socketio.emit("session_id", hello, to=sid)
+    chat.send_history(sid, history)
+
+
+def after_connect(send, *args) -> None:
+    """Run `send(*args)` once python-socketio has sent the client its CONNECT packet.
+
+    Events emitted inside the connect handler reach the wire before CONNECT. socket.io-client buffers them, but the
+    python-socketio client runs each one at once, in a thread of its own: a program that sends as soon as it sees
+    `session_id` then finds the namespace not yet connected (BadNamespaceError, nothing sent). Under gevent and
+    eventlet a task started here runs after the handler returns, and the server sends CONNECT without yielding, so
+    `session_id` follows it. The threading mode (the test client) sends at once, as before.
+    """
+    if socketio.async_mode == "threading":
+        send(*args)
+    else:
+        socketio.start_background_task(send, *args)
 
 
 @socketio.on("disconnect")

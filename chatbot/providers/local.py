@@ -17,6 +17,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
@@ -144,7 +145,8 @@ class _Engine:
         """Load the model file (mmap: the weights' pages are shared by every instance of the process)."""
         from llama_cpp import Llama
 
-        return Llama(model_path=str(self.path), n_ctx=self._context, n_threads=self._threads, verbose=False)
+        with _model_params(use_extra_bufts=not _amx_advertised()):
+            return Llama(model_path=str(self.path), n_ctx=self._context, n_threads=self._threads, verbose=False)
 
     @staticmethod
     def _make_formatter(llama):
@@ -210,6 +212,46 @@ class _Engine:
         tokens = llama.tokenize(str(message["content"]).encode(), add_bos=False)
         kept = tokens[min(len(tokens), excess + MESSAGE_OVERHEAD):]
         return {**message, "content": llama.detokenize(kept).decode(errors="ignore")}
+
+
+_params_lock = threading.Lock()
+
+
+def _amx_advertised(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU claims Intel AMX (the flags in Linux's /proc/cpuinfo).
+
+    A llama.cpp built for such a CPU multiplies in AMX tiles; virtual machines often advertise AMX without letting
+    a process use it, and the first prompt then dies on a general protection fault (`ldtilecfg` in
+    ggml_backend_amx_mul_mat, seen on 2-core VMs here). Without the extra weight buffers llama.cpp uses its plain
+    kernels: for SmolLM2's Q4_1 weights nothing else is given up (CPU repacking covers other formats).
+    """
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as info:
+            return any(line.startswith("flags") and " amx_tile" in line for line in info)
+    except OSError:
+        return False
+
+
+@contextmanager
+def _model_params(**fields):
+    """Set llama.cpp model parameters that llama-cpp-python's Llama() does not take, for the Llama() built inside."""
+    import llama_cpp.llama as module
+
+    original = module.llama_cpp.llama_model_default_params
+
+    def params():
+        """llama.cpp's defaults with `fields` set."""
+        result = original()
+        for name, value in fields.items():
+            setattr(result, name, value)
+        return result
+
+    with _params_lock:
+        module.llama_cpp.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            module.llama_cpp.llama_model_default_params = original
 
 
 _engines: dict[tuple, _Engine] = {}
@@ -330,8 +372,10 @@ class LocalProvider:
     demo = False
 
     def __init__(self, model_path: str | None = None, *, concurrency: int = 1, context: int = 4096,
-                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2):
-        """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix."""
+                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2, seed: int | None = None):
+        """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix.
+
+        `seed` fixes the sampler's (bench/local_prompts.py compares settings with it); None draws a new one."""
         problem = runtime_problem(model_path)
         if problem:
             raise LocalModelUnavailable(problem)
@@ -343,7 +387,8 @@ class LocalProvider:
         self.model = path.name.removesuffix(".gguf")
         self.notice = (f"Replies come from {self.model}, a small model running on this server: quick, but it often "
                        "gets facts wrong. For a stronger model set GROQ_API_KEY or OPENAI_BASE_URL and restart.")
-        self._sampling = {"max_tokens": max_tokens, "temperature": temperature}
+        self._sampling = {"max_tokens": max_tokens, "temperature": temperature,
+                          **({"seed": seed} if seed is not None else {})}
 
     def __repr__(self) -> str:
         """Name the provider and model."""

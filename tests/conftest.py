@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_groq import FakeGroq, fake_groq  # noqa: F401  (fixture re-exported for every test module)
+from fakes.groq import FakeGroq
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,13 @@ def pytest_terminal_summary(terminalreporter):
         for reason, count in reasons.most_common():
             terminalreporter.write_line(f"{count:5d}  {reason}")
 SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+@pytest.fixture
+def fake_groq():
+    """A started FakeGroq for one test, closed afterwards."""
+    with FakeGroq() as fake:
+        yield fake
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

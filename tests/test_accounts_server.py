@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 from chatbot.store import Store, users
 from tests.accounts_kit import CHEAP_ARGON2, PASSWORD, Browser, location
 from tests.conftest import SECRET, LiveServer, free_port, wait_until
-from tests.fake_groq import FakeGroq
+from fakes.groq import FakeGroq
 from tests.live_client import LiveClient
 from tests.test_hardening import assert_refusal, refused_connect
 

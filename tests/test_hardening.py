@@ -29,7 +29,7 @@ from chatbot.protocol import MESSAGES
 from chatbot.store import Store
 from chatbot.web.sessions import COOKIE_NAME, SessionTokens
 from tests.conftest import SECRET, LiveServer, free_port, wait_until
-from tests.fake_groq import FakeGroq
+from fakes.groq import FakeGroq
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server

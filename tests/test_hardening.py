@@ -28,8 +28,9 @@ from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
 from chatbot.store import Store
 from chatbot.web.sessions import COOKIE_NAME, SessionTokens
-from tests.conftest import SECRET, LiveServer, free_port, wait_until
 from fakes.groq import FakeGroq
+from tests import storekit
+from tests.conftest import SECRET, LiveServer, free_port, wait_until
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -162,9 +163,9 @@ def metric(url: str, name: str) -> float:
 
 def messages_of(store: Store, owner_id: str) -> list[dict]:
     """Every stored message of a session, all conversations."""
-    if not store.owner_exists(owner_id):
+    if not storekit.owner_exists(store, owner_id):
         return []
-    return [m for c in store.list_conversations(owner_id) for m in store.list_messages(owner_id, c["id"])]
+    return [m for c in store.list_conversations(owner_id) for m in storekit.messages_of(store, owner_id, c["id"])]
 
 
 def owner_count(store: Store) -> int:
@@ -628,7 +629,7 @@ def test_ratelimit_concurrent_replies_per_session_are_capped(main):
     ack = client.call("user_message", {"message": "now it fits"})
     assert ack["ok"] is True and ack["conversation_id"] == second_conversation
     client.final(ack["reply_id"])
-    texts = [m["content"] for m in main.store.list_messages(session["session_id"], second_conversation)]
+    texts = [m["content"] for m in storekit.messages_of(main.store, session["session_id"], second_conversation)]
     assert texts == ["now it fits", main.fake.last_text]
 
 

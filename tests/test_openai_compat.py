@@ -15,8 +15,8 @@ import pytest
 from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.providers.base import Delta, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
-from tests.conftest import ROOT
 from fakes.groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
+from tests.conftest import ROOT
 from tests.test_llm import GREEN_SCRIPT
 
 MESSAGES = [

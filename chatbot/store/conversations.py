@@ -1,4 +1,4 @@
-"""Owners (sessions) and conversations: every query scoped to its owner."""
+"""Owners (a visitor's or an account's conversation space) and conversations: every query scoped to its owner."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .schema import conversations, owners
 class ConversationQueries:
     """Owner and conversation queries (mixed into Store, which provides `_transaction`)."""
 
-    # owners (sessions)
+    # owners
 
     def touch_owner(self, owner_id: str) -> None:
         """Record that the owner was just seen; NotFound if the owner does not exist."""

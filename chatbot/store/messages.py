@@ -32,7 +32,7 @@ class MessageQueries:
         return None if row is None else _message(row)
 
     def reply_after(self, message_id: int) -> dict | None:
-        """Return the first reply to message_id (its oldest child, if that is an assistant message), or None."""
+        """Return the first reply to message_id (its oldest child, if that is a reply), or None."""
         if not _valid_message_id(message_id):
             return None
         query = sa.select(*_MESSAGE_COLUMNS).where(messages.c.parent_id == message_id).order_by(messages.c.id).limit(1)

@@ -47,7 +47,7 @@ class TurnStart:
 
 
 @dataclass
-class Session:
+class OwnerState:
     """A connecting owner as one read sees it."""
 
     owner_id: str
@@ -66,7 +66,7 @@ class NotEditable(Exception):
     """The message to edit is not a user message."""
 
 
-def _session_query(with_user: bool) -> sa.Select:
+def _owner_state_query(with_user: bool) -> sa.Select:
     """A connect's one read: the owner's last-seen time, its active conversation and that one's leaf (and, for an
     account, its state and session version)."""
     columns = [owners.c.last_seen_at, conversations.c.id, active_leaf().label("leaf_id")]
@@ -111,8 +111,8 @@ def _reply_changes(reply_id: int, **fields) -> dict | None:
 
 
 # Built once (see rows.py): the statements every connect, turn and checkpoint runs.
-_SESSION = _session_query(with_user=False)
-_SESSION_OF_USER = _session_query(with_user=True)
+_OWNER_STATE = _owner_state_query(with_user=False)
+_OWNER_STATE_OF_USER = _owner_state_query(with_user=True)
 _TURN_CONVERSATION = _turn_conversation_query(lock=True)
 _TURN_CONVERSATION_UNLOCKED = _turn_conversation_query(lock=False)
 _BY_CLIENT_ID = sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == sa.bindparam("conversation_id"),
@@ -134,7 +134,7 @@ _TOUCH_OWNER_IF_BEFORE = (sa.update(owners)
 class TurnQueries:
     """Turn-path queries (mixed into Store, which provides `_transaction`, `_owned_conversation` and `_count_usage`)."""
 
-    def open_session(self, owner_id: str, page_size: int, *, user_id: str | None = None) -> Session | None:
+    def open_session(self, owner_id: str, page_size: int, *, user_id: str | None = None) -> OwnerState | None:
         """One read for a connect: the owner, its active conversation and that conversation's newest page.
 
         With `user_id`, the owner must be that account's, and the account's state and session version come along
@@ -142,15 +142,15 @@ class TurnQueries:
         """
         if not _valid_id(owner_id) or (user_id is not None and not _valid_id(user_id)):
             return None
-        query, params = (_SESSION, {"owner_id": owner_id}) if user_id is None else \
-            (_SESSION_OF_USER, {"owner_id": owner_id, "user_id": user_id})
+        query, params = (_OWNER_STATE, {"owner_id": owner_id}) if user_id is None else \
+            (_OWNER_STATE_OF_USER, {"owner_id": owner_id, "user_id": user_id})
         with self._transaction(write=False) as conn:
             row = conn.execute(query, params).first()
             if row is None:
                 return None
             page, more = ([], False) if row.id is None else self._page(conn, row.id, row.leaf_id, page_size)
         user = (row.state, row.session_version) if user_id is not None else None
-        return Session(owner_id, row.last_seen_at, row.id, page, more, user)
+        return OwnerState(owner_id, row.last_seen_at, row.id, page, more, user)
 
     def create_session(self, owner_id: str | None = None) -> tuple[str, dict]:
         """A new owner (the given id, or a fresh one) with one empty, active conversation: (owner id, conversation)."""

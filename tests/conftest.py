@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from fakes.groq import FakeGroq
 
@@ -50,6 +51,62 @@ def database_url(request, tmp_path):
 
     with isolated_database(url) as isolated:
         yield isolated
+
+
+# ---- the store, called directly (store test modules) ----
+
+
+@pytest.fixture
+def make_store(database_url):
+    """Open more Stores on the same database (closed at the end), unmigrated."""
+    from chatbot.store import Store
+
+    opened = []
+
+    def make():
+        """Open a Store on the test database."""
+        opened.append(Store(database_url))
+        return opened[-1]
+
+    yield make
+    for each in opened:
+        each.close()
+
+
+@pytest.fixture
+def store(make_store):
+    """A migrated Store on an empty database."""
+    store = make_store()
+    store.migrate()
+    return store
+
+
+@pytest.fixture
+def owner(store):
+    """An anonymous owner (with the one empty conversation a first visit makes)."""
+    return store.create_session()[0]
+
+
+@pytest.fixture
+def conversation(store, owner):
+    """Another of the owner's conversations."""
+    return store.create_conversation(owner)
+
+
+@pytest.fixture
+def count_statements(store):
+    """Count the SQL statements (other than transaction control) the store sends, by kind."""
+    counts = {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        """Tally one statement by its first word."""
+        kind = statement.split(None, 1)[0].upper()
+        if kind not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            counts[kind] = counts.get(kind, 0) + 1
+
+    sa.event.listen(store.engine, "before_cursor_execute", before)
+    yield counts
+    sa.event.remove(store.engine, "before_cursor_execute", before)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ that path breaks, not only when a test-only method does.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -62,3 +62,16 @@ def tokens_today(store: Store, user_id: str) -> int:
         usage_hourly.c.user_id == user_id, usage_hourly.c.hour >= midnight)
     with store.engine.connect() as conn:
         return int(conn.scalar(query))
+
+
+def count_rows(store, table):
+    """Count the rows of a table, bypassing the Store's scoping."""
+    with store.engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.count()).select_from(table))
+
+
+def backdate(store, table, column, row_id, seconds):
+    """Move a timestamp into the past instead of waiting."""
+    with store.engine.begin() as conn:
+        past = datetime.now(UTC) - timedelta(seconds=seconds)
+        conn.execute(sa.update(table).where(table.c.id == row_id).values({column: past}))

@@ -26,8 +26,8 @@ import socketio
 import websocket
 
 from chatbot.store import Store
-from tests.conftest import SECRET, LiveServer, free_port
-from tests.fake_groq import DEFAULT_TEXT
+from fakes.groq import DEFAULT_TEXT
+from tests.conftest import NO_LIMITS, LiveServer, server_settings
 
 pytestmark = pytest.mark.server
 
@@ -44,7 +44,7 @@ class Crowd:
         self.changed = threading.Condition()
         self.members: list[StormClient] = []
 
-    def wait_for(self, predicate, timeout: float, what: str) -> bool:
+    def wait_for(self, predicate, timeout: float) -> bool:
         """Block until `predicate()` holds (re-checked whenever any client records something); False on timeout."""
         with self.changed:
             return self.changed.wait_for(predicate, timeout)
@@ -130,12 +130,8 @@ def storm_server(tmp_path, fake_groq):
     servers: list[LiveServer] = []
 
     def start(async_mode: str) -> LiveServer:
-        env = {"HOST": "127.0.0.1", "PORT": str(free_port()), "ASYNC_MODE": async_mode,
-               "DATABASE_URL": f"sqlite:///{tmp_path / 'storm.db'}", "SECRET_KEY": SECRET, "LLM_PROVIDER": "groq",
-               "GROQ_API_KEY": fake_groq.api_key, "GROQ_BASE_URL": fake_groq.base_url, "REDIS_URL": "",
-               "RATE_LIMIT_MESSAGES": "100000/minute", "RATE_LIMIT_MESSAGES_PER_IP": "100000/minute",
-               "RATE_LIMIT_CONNECTIONS": "100000/minute", "RATE_LIMIT_ACTIONS": "100000/minute",
-               "LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"}
+        env = server_settings(f"sqlite:///{tmp_path / 'storm.db'}", fake_groq, ASYNC_MODE=async_mode,
+                              **dict.fromkeys(NO_LIMITS, "100000/minute"))
         servers.append(LiveServer(env, tmp_path / f"server-{async_mode}.log").start())
         return servers[-1]
 
@@ -153,15 +149,17 @@ def test_every_message_after_a_kill_9_restart_is_answered_or_refused(storm_serve
     try:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: StormClient(crowd, i).connect(server.url), range(CLIENTS)))
+        # session_id follows the connect (see after_connect), so connect() may return before it arrives.
+        assert crowd.wait_for(lambda: all(c.sessions for c in crowd.members), BACK_WITHIN)
         before = {c: c.sessions[-1] for c in crowd.members}
         server.kill()
         server.start()
         back = crowd.wait_for(lambda: all(c.sessions[-1] != before[c] and c.live() for c in crowd.members),
-                              BACK_WITHIN, "every client back")
+                              BACK_WITHIN)
         assert back, f"{sum(c.sessions[-1] == before[c] for c in crowd.members)} clients not back in {BACK_WITHIN} s"
         for client in crowd.members:
             client.send()
-        crowd.wait_for(lambda: all(c.heard_back() for c in crowd.members), ANSWERED_WITHIN, "every answer")
+        crowd.wait_for(lambda: all(c.heard_back() for c in crowd.members), ANSWERED_WITHIN)
         store = Store(server.env["DATABASE_URL"])
         try:
             silent = [v for v in (c.verdict(store) for c in crowd.members) if v is not None]

@@ -4,7 +4,8 @@ system prompt, sampling and template), over a few fixed seeds.
 
     .venv/bin/python bench/local_prompts.py                  # the server's defaults, seeds 1 2 3
     .venv/bin/python bench/local_prompts.py --show           # and every reply
-    .venv/bin/python bench/local_prompts.py --system "You are a helpful assistant." --temperature 0.7
+    .venv/bin/python bench/local_prompts.py --local-system "You are a helpful assistant." --temperature 0.7
+    .venv/bin/python bench/local_prompts.py --local-system ""      # the server's SYSTEM_PROMPT instead
 
 A reply scores when it passes its prompt's rule and does not open with a role-play line ("Liam: ..."). Prints one
 line per prompt (passes / seeds) and the total; the score is a number to compare settings with, not a test.
@@ -20,6 +21,7 @@ import time
 import common  # noqa: F401  (puts the project on sys.path)
 
 from chatbot.config import DEFAULT_SYSTEM_PROMPT, SETTINGS
+from chatbot.providers.local import SYSTEM_PROMPT as LOCAL_SYSTEM_PROMPT
 from chatbot.providers.local import LocalProvider, runtime_problem
 from chatbot.turns.context import build_context
 
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--system", default=DEFAULT_SYSTEM_PROMPT, help="system prompt (default: the server's)")
+    p.add_argument("--local-system", default=LOCAL_SYSTEM_PROMPT,
+                   help="what the local model is told instead (LOCAL_SYSTEM_PROMPT; '' sends --system)")
     p.add_argument("--temperature", type=float, default=SETTINGS["LOCAL_TEMPERATURE"].default)
     p.add_argument("--max-tokens", type=int, default=96, help="per reply (the server's default is 512)")
     p.add_argument("--model-path", help="a GGUF file (default: the packaged SmolLM2-135M)")
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         scored = 0
         for seed in args.seeds:
             provider = LocalProvider(args.model_path, max_tokens=args.max_tokens, temperature=args.temperature,
-                                     seed=seed)
+                                     seed=seed, system_prompt=args.local_system)
             history = [{"role": "user", "content": prompt, "status": "complete"}]
             reply = "".join(delta.text for delta in provider.stream(build_context(args.system, history, 10_000)))
             ok = passes(rule, reply)

@@ -13,6 +13,7 @@ from typing import Any
 from dotenv import load_dotenv
 
 from .providers.groq import DEFAULT_MODEL
+from .providers.local import SYSTEM_PROMPT as LOCAL_SYSTEM_PROMPT
 from .providers.models import ALL_EFFORTS, REASONING_EFFORTS, model_family
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -194,6 +195,7 @@ SETTINGS: dict[str, Setting] = {
     "LOCAL_THREADS": Setting(_number(int, 0, 256), 0),
     "LOCAL_MAX_TOKENS": Setting(_number(int, 1, 32768), 512),
     "LOCAL_TEMPERATURE": Setting(_number(float, 0, 2), 0.2),
+    "LOCAL_SYSTEM_PROMPT": Setting(_text, LOCAL_SYSTEM_PROMPT),
     "SYSTEM_PROMPT": Setting(_text, DEFAULT_SYSTEM_PROMPT),
     "DEMO_TOKEN_DELAY": Setting(_number(float, 0, 5), 0.02),
     "DATABASE_URL": Setting(_optional, None),

@@ -30,6 +30,7 @@ def provider(local_model):
 
     def build(**options):
         options.setdefault("temperature", 0.0)
+        options.setdefault("system_prompt", "")  # the messages as the test wrote them
         return LocalProvider(**options)
 
     return build
@@ -216,7 +217,7 @@ def test_local_provider_leaves_the_loop_free_under_green_threads(local_model, mo
     script = textwrap.dedent(f"""
         {patch}
         from chatbot.providers.local import LocalProvider
-        stream = LocalProvider(max_tokens=400, temperature=0.0).stream({LONG!r})
+        stream = LocalProvider(max_tokens=400, temperature=0.0, system_prompt="").stream({LONG!r})
         ticks_during = []
         state = {{"ticks": 0, "generating": True}}
         def ticker():
@@ -261,3 +262,52 @@ def test_local_amx_is_off_where_the_cpu_claims_it(tmp_path, flags, advertised):
     info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
     assert _amx_advertised(str(info)) is advertised
     assert _amx_advertised(str(tmp_path / "missing")) is False
+
+
+class ScriptedModel:
+    """Stands in for the loaded model: streams the given pieces of text as llama-cpp-python's chunks."""
+
+    def __init__(self, pieces: list[str]):
+        """Stream `pieces`, then finish with "length"."""
+        self.pieces = pieces
+
+    def create_completion(self, prompt, **options):
+        """The chunks of a streamed completion."""
+        for piece in self.pieces:
+            yield {"choices": [{"text": piece, "finish_reason": None}]}
+        yield {"choices": [{"text": "", "finish_reason": "length"}]}
+
+
+def scripted(local, monkeypatch, pieces: list[str]) -> list[list[dict]]:
+    """Make `local` generate `pieces`; returns the list that collects the messages each prompt was built from."""
+    prompts: list[list[dict]] = []
+
+    def prompt(llama, messages, max_tokens):
+        prompts.append(messages)
+        return [1, 2, 3], max_tokens, [], None
+
+    monkeypatch.setattr(local._engine, "instance", lambda slot: ScriptedModel(pieces))
+    monkeypatch.setattr(local._engine, "prompt", prompt)
+    return prompts
+
+
+def test_local_provider_ends_a_role_play_transcript(provider, monkeypatch):
+    local = provider(max_tokens=50)
+    scripted(local, monkeypatch, ["Liam", ":", " Hello", " there", ".", "\n", "Emma", ":", " Hi", " Liam", "!"])
+    stream = local.stream(SHORT)
+    assert "".join(d.text for d in stream) == "Hello there."
+    assert stream.finish_reason == "stop"
+
+
+def test_local_provider_tells_the_model_its_own_system_prompt(provider, monkeypatch):
+    from chatbot.providers.local import SYSTEM_PROMPT
+
+    local = provider(max_tokens=50, system_prompt=SYSTEM_PROMPT)
+    prompts = scripted(local, monkeypatch, ["Hello", "!"])
+    assert "".join(d.text for d in local.stream(SHORT)) == "Hello!"
+    assert prompts[-1] == [{"role": "system", "content": SYSTEM_PROMPT}, SHORT[1]]
+    assert "ChatbotWS" in SYSTEM_PROMPT
+    own = provider(max_tokens=50, system_prompt="")  # "" keeps what the server sends
+    prompts = scripted(own, monkeypatch, ["Hi"])
+    list(own.stream(SHORT))
+    assert prompts[-1] == SHORT

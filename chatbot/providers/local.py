@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
 from .base import Delta, ReplyStream, RetryCallback, StatusCallback, upstream_error
+from .roleplay import RolePlayGuard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+# What the local model is told instead of SYSTEM_PROMPT (LOCAL_SYSTEM_PROMPT): SmolLM2 was tuned with "You are a
+# helpful AI assistant named SmolLM, trained by Hugging Face"; in those words, with the app's name, it answers
+# simple prompts better than with the longer prompt written for large models (bench/local_prompts.py).
+SYSTEM_PROMPT = "You are a helpful AI assistant named ChatbotWS."
 MESSAGE_OVERHEAD = 8  # template tokens around one message (role markers, newlines), for the first estimate
 MIN_ANSWER_TOKENS = 64  # room always left for the answer when a long prompt is trimmed
 
@@ -313,19 +318,26 @@ class _LocalReplyStream(ReplyStream):
         if slot is None:
             return
         self._decoding = True
+        guard = RolePlayGuard()
         try:
             start_native_thread(self._decode, slot)
-            while True:
+            while not guard.ended:
                 done = not self._decoding  # read first: whatever was queued before the decoder ended is drained
-                while self._chunks:
+                while self._chunks and not guard.ended:
                     choice = self._chunks.popleft()["choices"][0]
                     if choice.get("finish_reason"):
                         self._finish(choice["finish_reason"])
-                    if choice.get("text"):
-                        yield Delta(choice["text"])
+                    text = guard.feed(choice.get("text") or "")
+                    if text:
+                        yield Delta(text)
                 if done:
                     break
                 run_native(self._bell.wait)
+            if guard.ended:  # a transcript went on with another speaker's line: the answer ends here
+                self._finish("stop")
+            tail = guard.flush()
+            if tail:
+                yield Delta(tail)
             if self._failure is not None and not self._closed:
                 exc = self._failure
                 raise upstream_error("upstream_unavailable", f"local model failed ({type(exc).__name__}: {exc})")
@@ -372,10 +384,12 @@ class LocalProvider:
     demo = False
 
     def __init__(self, model_path: str | None = None, *, concurrency: int = 1, context: int = 4096,
-                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2, seed: int | None = None):
+                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2, seed: int | None = None,
+                 system_prompt: str = SYSTEM_PROMPT):
         """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix.
 
-        `seed` fixes the sampler's (bench/local_prompts.py compares settings with it); None draws a new one."""
+        `system_prompt` replaces the system message the server sends ("" keeps it); `seed` fixes the sampler's
+        (bench/local_prompts.py compares settings with it), None draws a new one each time."""
         problem = runtime_problem(model_path)
         if problem:
             raise LocalModelUnavailable(problem)
@@ -387,6 +401,7 @@ class LocalProvider:
         self.model = path.name.removesuffix(".gguf")
         self.notice = (f"Replies come from {self.model}, a small model running on this server: quick, but it often "
                        "gets facts wrong. For a stronger model set GROQ_API_KEY or OPENAI_BASE_URL and restart.")
+        self._system_prompt = system_prompt
         self._sampling = {"max_tokens": max_tokens, "temperature": temperature,
                           **({"seed": seed} if seed is not None else {})}
 
@@ -408,7 +423,10 @@ class LocalProvider:
         on_status: StatusCallback | None = None,
     ) -> ReplyStream:
         """Prepare one reply to `messages`; it waits for a free slot when iterated (there is only one model)."""
-        return _LocalReplyStream(self._engine, list(messages), dict(self._sampling), on_status)
+        messages = list(messages)
+        if self._system_prompt and messages and messages[0].get("role") == "system":
+            messages[0] = {**messages[0], "content": self._system_prompt}
+        return _LocalReplyStream(self._engine, messages, dict(self._sampling), on_status)
 
     def models(self) -> list[dict]:
         """The one local model."""

@@ -28,6 +28,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .providers.local import LocalModelUnavailable
     from .ratelimit import RateLimiter
     from .store import Store
+    from .turns.accounts import AccountService
     from .turns.registry import make_replies
     from .turns.service import STALE_REPLY_SECONDS, ChatService
     from .web import (
@@ -38,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
+    from .web.services import AppServices, install
     from .web.sessions import SessionTokens
 
     app = Flask(__name__, instance_relative_config=True, root_path=None,
@@ -82,12 +84,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     chat = ChatService(store=store, provider=provider, replies=replies, limiter=limiter, socketio=socketio,
                        settings=settings, metrics=metrics)
     metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
-    app.extensions["chatbot"] = chat
-    app.extensions["chatbot_metrics"] = metrics
-    app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
-    app.extensions["chatbot_passwords"] = Passwords(time_cost=settings["ARGON2_TIME_COST"],
-                                                    memory_kib=settings["ARGON2_MEMORY_KIB"],
-                                                    parallelism=settings["ARGON2_PARALLELISM"])
+    install(app, AppServices(
+        chat=chat, accounts=AccountService(store), metrics=metrics,
+        tokens=SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400),
+        passwords=Passwords(time_cost=settings["ARGON2_TIME_COST"], memory_kib=settings["ARGON2_MEMORY_KIB"],
+                            parallelism=settings["ARGON2_PARALLELISM"]),
+        store=store, provider=provider, replies=replies, limiter=limiter))
     auth.init_auth(app)
     oidc.init_oidc(app)
     for blueprint in (bp, auth.bp, oidc.bp, admin.bp):

@@ -505,6 +505,6 @@ def test_conversation_changes_are_rate_limited(make_app, received):
         assert client.emit("new_conversation", {}, callback=True)["ok"] is True
     refused = client.emit("new_conversation", {}, callback=True)
     assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
-    owner = app.extensions["chatbot"].sockets[next(iter(app.extensions["chatbot"].sockets))].owner_id
+    owner = app.extensions["chatbot"].chat.sockets[next(iter(app.extensions["chatbot"].chat.sockets))].owner_id
     assert len(app.extensions["chatbot"].store.list_conversations(owner)) == 4  # the first + 3 new
     client.disconnect()

@@ -469,7 +469,7 @@ payloads = json_like | st.fixed_dictionaries({}, optional={key: json_like for ke
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=payloads)
 def test_payload_fuzzed_user_message_acks_are_well_formed(app, socket_client, payload):
-    chat = app.extensions["chatbot"]
+    chat = app.extensions["chatbot"].chat
     client = socket_client()
     try:
         ack = client.emit("user_message", payload, callback=True)

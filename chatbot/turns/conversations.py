@@ -70,6 +70,15 @@ class ConversationService:
         self._changed(state.owner_id)
         return {"ok": True}
 
+    def export(self, owner_id: str, conversation_id: str, whole_tree: bool) -> tuple[dict, list[dict]]:
+        """One of the owner's conversations and its messages: every version (with `active_leaf_id`) for the whole
+        tree, else the active path the page shows (NotFound for a foreign or unknown id)."""
+        conversation = self.store.get_conversation(owner_id, conversation_id)
+        if whole_tree:
+            leaf, messages = self.store.tree(owner_id, conversation_id)
+            return {**conversation, "active_leaf_id": leaf}, messages
+        return conversation, self.store.active_path(owner_id, conversation_id)
+
     def search(self, sid: str, query: str, limit: int) -> dict:
         """The session's conversation titles and messages matching `query`, best first (an empty query finds
         nothing and costs nothing)."""

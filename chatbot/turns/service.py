@@ -9,6 +9,7 @@ works the same under eventlet, gevent and threads, and across processes with a m
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,13 @@ class ChatService:
     def replies_in_flight(self) -> int:
         """How many replies this process is streaming now."""
         return self.pump.in_flight()
+
+    def probes(self) -> dict[str, Callable[[], object]]:
+        """What readiness checks: the database, and Redis when the reply registry lives there."""
+        probes: dict[str, Callable[[], object]] = {"database": self.store.ping}
+        if hasattr(self.replies, "ping"):
+            probes["redis"] = self.replies.ping
+        return probes
 
     # ---- connections -------------------------------------------------------------------------------------
 

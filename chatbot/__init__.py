@@ -25,7 +25,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .metrics import Metrics
     from .passwords import Passwords
     from .providers import make_provider
-    from .providers.local import LocalModelUnavailable
+    from .providers.local import LocalModelUnavailable, runtime_problem
     from .ratelimit import RateLimiter
     from .store import Store
     from .turns.accounts import AccountService
@@ -56,6 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     interrupted = store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS if settings["REDIS_URL"] else None)
     if interrupted:
         logging.getLogger("chatbot").info("startup marked=%d streaming replies as interrupted", interrupted)
+    problem = runtime_problem(settings["LOCAL_MODEL_PATH"]) if settings["LLM_PROVIDER"] == "local" else None
+    if problem:
+        raise ConfigError(f"LLM_PROVIDER=local cannot run: {problem}")
     try:
         provider = make_provider(settings)
     except LocalModelUnavailable as exc:  # only when LLM_PROVIDER=local was asked for; `auto` falls back

@@ -12,6 +12,7 @@ from groq._constants import RAW_RESPONSE_HEADER
 from groq._response import ResponseContextManager
 from groq.types.chat import ChatCompletion, ChatCompletionChunk
 
+from ..model_families import DEFAULT_GROQ_MODEL
 from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
 from .sse import ChatCompletionStream, RetryPolicy
@@ -19,7 +20,7 @@ from .transport import sdk_client
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "openai/gpt-oss-120b"  # llama-3.3-70b-versatile was decommissioned 2026-08-16
+DEFAULT_MODEL = DEFAULT_GROQ_MODEL  # the settings' default for GROQ_MODEL
 
 
 class GroqProvider(RetryPolicy):

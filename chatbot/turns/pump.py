@@ -151,7 +151,7 @@ class StreamPump:
         if error.code == "model_unavailable" and model != self.provider.model:
             return (f"The model “{model}” is not available any more (the provider may have retired it). "
                     "Pick another model at the top of the chat.")
-        return error.user_message
+        return protocol.upstream_sentence(error.code)
 
     def _finish(self, live: LiveReply, reply: dict, conversation: dict, status: str, finish: str | None,
                 error: ChatError | None) -> None:

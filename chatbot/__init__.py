@@ -40,7 +40,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
     from .web.services import AppServices, install
-    from .web.sessions import SessionTokens
+    from .web.sessions import LoginTokens
 
     app = Flask(__name__, instance_relative_config=True, root_path=None,
                 template_folder="../templates", static_folder="../static")
@@ -89,7 +89,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
     install(app, AppServices(
         chat=chat, accounts=AccountService(store), metrics=metrics,
-        tokens=SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400),
+        tokens=LoginTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400),
         passwords=Passwords(time_cost=settings["ARGON2_TIME_COST"], memory_kib=settings["ARGON2_MEMORY_KIB"],
                             parallelism=settings["ARGON2_PARALLELISM"]),
         store=store, provider=provider, replies=replies, limiter=limiter))

@@ -403,7 +403,7 @@ def test_page_errors_are_shown_kindly(live_server, fake_groq, open_chat):
 
 def test_page_pages_a_thousand_message_history(live_server, open_chat, database_url):
     from chatbot.store import Store
-    from chatbot.web.sessions import COOKIE_NAME, SessionTokens
+    from chatbot.web.sessions import COOKIE_NAME, LoginTokens
 
     server = live_server(start=False)
     store = Store(database_url)
@@ -415,7 +415,7 @@ def test_page_pages_a_thousand_message_history(live_server, open_chat, database_
         store.add_message(owner, conversation, "user" if i % 2 == 0 else "assistant", f"message {i:04d}")
     store.close()
     server.start()
-    cookie = {"name": COOKIE_NAME, "value": SessionTokens(SECRET, 86400).issue(owner), "url": server.url}
+    cookie = {"name": COOKIE_NAME, "value": LoginTokens(SECRET, 86400).issue(owner), "url": server.url}
 
     page = open_chat(server, cookies=[cookie], init_script=COUNT_BATCHES)
     expect(page.locator(".msg")).to_have_count(50)  # history is paged: the newest HISTORY_PAGE messages

@@ -255,10 +255,10 @@ def test_bad_token_starts_a_new_session(socket_client, received, token):
 
 
 def test_token_signed_with_another_key_is_refused(socket_client, received):
-    from chatbot.web.sessions import SessionTokens
+    from chatbot.web.sessions import LoginTokens
 
     _, _, session = connect(socket_client, received)
-    foreign = SessionTokens("another-secret-key-0123456789", 3600).issue(session["session_id"])
+    foreign = LoginTokens("another-secret-key-0123456789", 3600).issue(session["session_id"])
     _, _, session2 = connect(socket_client, received, auth={"token": foreign})
     assert session2["session_id"] != session["session_id"]
 

@@ -27,7 +27,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
 from chatbot.store import Store
-from chatbot.web.sessions import COOKIE_NAME, SessionTokens
+from chatbot.web.sessions import COOKIE_NAME, LoginTokens
 from tests.conftest import SECRET, LiveServer, free_port, wait_until
 from tests.fake_groq import FakeGroq
 from tests.live_client import LiveClient
@@ -212,7 +212,7 @@ def backdated_token(owner_id: str, seconds_ago: float) -> str:
             """The issue time to sign into the token."""
             return int(time.time() - seconds_ago)
 
-    tokens = SessionTokens(SECRET, DAY)
+    tokens = LoginTokens(SECRET, DAY)
     tokens._serializer.signer = BackdatedSigner  # same key and salt as the server's, another clock
     return tokens.issue(owner_id)
 
@@ -289,11 +289,11 @@ def test_token_expiry_is_enforced(main, seconds_ago, same_session, carrier):
 @pytest.mark.parametrize(
     "forge",
     [
-        lambda owner: SessionTokens(SECRET, DAY)._serializer.dumps({"owner": owner}),
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner)[:-2],
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner).replace(".", "..", 1),
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner + "00"),
-        lambda owner: SessionTokens("x" * 40, DAY).issue(owner),
+        lambda owner: LoginTokens(SECRET, DAY)._serializer.dumps({"owner": owner}),
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner)[:-2],
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner).replace(".", "..", 1),
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner + "00"),
+        lambda owner: LoginTokens("x" * 40, DAY).issue(owner),
         lambda owner: URLSafeTimedSerializer(SECRET, salt="cookie-session").dumps(owner),
     ],
     ids=["payload-not-an-id", "truncated", "tampered", "id-too-long", "other-key", "other-salt"],

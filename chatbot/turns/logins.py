@@ -1,4 +1,4 @@
-"""Live logins: every PING_INTERVAL, one read of the session versions of this process's signed-in sockets, and
+"""Live logins: every PING_INTERVAL, one read of the login generations of this process's signed-in sockets, and
 the sockets of an account that was disabled, deleted or signed out everywhere since they connected are dropped.
 With several processes each one sweeps its own sockets."""
 
@@ -20,7 +20,7 @@ class LoginWatch:
         self.turns = turns
 
     def sweep(self) -> int:
-        """Disconnect every signed-in socket whose account is no longer active at the version it connected with;
+        """Disconnect every signed-in socket whose account is no longer active at the generation it connected with;
         return how many were dropped."""
         sockets = [(sid, state) for sid, state in list(self.turns.sockets.items()) if state.user_id is not None]
         if not sockets:
@@ -28,7 +28,7 @@ class LoginWatch:
         current = self.turns.store.login_states([state.user_id for _, state in sockets])
         dropped = 0
         for sid, state in sockets:
-            if current.get(state.user_id) != ("active", state.version):
+            if current.get(state.user_id) != ("active", state.generation):
                 self._drop(sid)
                 dropped += 1
         return dropped

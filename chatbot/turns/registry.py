@@ -124,7 +124,7 @@ class MemoryReplies:
             return self._busy.get(conversation_id) or None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text") or thinking ("reasoning"); seq is its index."""
+        """Log delta `seq` of a reply's answer (kind "text") or reasoning ("reasoning"); seq is its index."""
         with self._lock:
             state = self._replies[reply_id]
             (state.reasoning if kind == "reasoning" else state.deltas).append(text)
@@ -217,7 +217,7 @@ class RedisReplies:
         pipe = self._redis.pipeline(transaction=False)
         for reply_id, conversation_id in replies:
             for key in (self._key("busy", conversation_id), self._key("reply", reply_id),
-                        self._key("deltas", reply_id), self._key("thinking", reply_id)):
+                        self._key("deltas", reply_id), self._key("reasoning", reply_id)):
                 pipe.expire(key, int(RESERVATION_TTL))
         pipe.execute()
 
@@ -233,8 +233,8 @@ class RedisReplies:
         return int(value) if value and value != "0" else None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text") or thinking ("reasoning")."""
-        key = self._key("thinking" if kind == "reasoning" else "deltas", reply_id)
+        """Log delta `seq` of a reply's answer (kind "text") or reasoning ("reasoning")."""
+        key = self._key("reasoning" if kind == "reasoning" else "deltas", reply_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.rpush(key, text)
         if seq == 0:
@@ -246,7 +246,7 @@ class RedisReplies:
         info = self._redis.hgetall(self._key("reply", reply_id))
         pipe = self._redis.pipeline()
         pipe.hset(self._key("reply", reply_id), "final", json.dumps(final))
-        for key in (self._key("reply", reply_id), self._key("deltas", reply_id), self._key("thinking", reply_id)):
+        for key in (self._key("reply", reply_id), self._key("deltas", reply_id), self._key("reasoning", reply_id)):
             pipe.expire(key, int(FINISHED_TTL))
         if info:
             pipe.delete(self._key("busy", info["conversation"]))
@@ -257,7 +257,7 @@ class RedisReplies:
         """(deltas of `kind` after `after_seq`, final or None), or None when the registry has no such reply."""
         pipe = self._redis.pipeline()
         pipe.hgetall(self._key("reply", reply_id))
-        pipe.lrange(self._key("thinking" if kind == "reasoning" else "deltas", reply_id), max(after_seq + 1, 0), -1)
+        pipe.lrange(self._key("reasoning" if kind == "reasoning" else "deltas", reply_id), max(after_seq + 1, 0), -1)
         info, deltas = pipe.execute()
         if not info:
             return None

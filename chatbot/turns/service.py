@@ -86,17 +86,17 @@ class ChatService:
         self.limiter.connection(ip)
 
     def connect(self, sid: str, owner_id: str | None, ip: str, *, user_id: str | None = None,
-                version: int | None = None) -> tuple[str, dict]:
+                generation: int | None = None) -> tuple[str, dict]:
         """Attach a socket to its session (a new one when `owner_id` is None or unknown).
 
         Returns (owner id, the `history` payload of its active conversation). A returning session with an active
         conversation costs one read; its last-seen time is written only when it is older than the throttle.
-        With `user_id`, the owner must be that account's space and the account active at `version`, checked in
+        With `user_id`, the owner must be that account's space and the account active at login `generation`, checked in
         the same read (auth_required otherwise; no session is made for it).
         """
         page = self.settings["HISTORY_PAGE"]
         session = self.store.open_session(owner_id, page, user_id=user_id) if owner_id else None
-        if user_id is not None and (session is None or session.user != ("active", version)):
+        if user_id is not None and (session is None or session.user != ("active", generation)):
             raise ChatError("auth_required")
         if session is None:
             owner_id, conversation = self.store.create_session(owner_id)
@@ -108,7 +108,7 @@ class ChatService:
                 self.store.set_active_conversation(owner_id, conversation_id)
             elif session.last_seen_at < datetime.now(UTC) - self._seen_every:
                 self.store.touch_owner_if_before(owner_id, datetime.now(UTC) - self._seen_every)
-        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, version)
+        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, generation)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
         return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
@@ -152,7 +152,7 @@ class ChatService:
         return self.turns.stop(sid, reply_id)
 
     def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1) -> dict:
-        """Re-send a reply's thinking after `after_reasoning_seq` and deltas after `after_seq` (and its final message
+        """Re-send a reply's reasoning after `after_reasoning_seq` and deltas after `after_seq` (and its final message
         when done) to one socket."""
         state = self.state(sid)
         owner = self.replies.owner_of(reply_id)
@@ -162,8 +162,8 @@ class ChatService:
         known = self.replies.since(reply_id, after_seq) if owner and owner[0] == state.owner_id else None
         if known is not None:
             deltas, final = known
-            thinking = self.replies.since(reply_id, after_reasoning_seq, "reasoning") if self.show_reasoning else None
-            for offset, text in enumerate(thinking[0] if thinking else []):
+            reasoning = self.replies.since(reply_id, after_reasoning_seq, "reasoning") if self.show_reasoning else None
+            for offset, text in enumerate(reasoning[0] if reasoning else []):
                 self.socketio.emit("bot_reasoning", {"reply_id": reply_id, "seq": after_reasoning_seq + 1 + offset,
                                                      "text": text}, to=sid)
             for offset, text in enumerate(deltas):

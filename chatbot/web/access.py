@@ -1,5 +1,5 @@
 """Who is asking: the login a request carries (session cookie or bearer token, or in proxy mode the header an
-authenticating proxy set), checked against the account's state and session version. One read per request."""
+authenticating proxy set), checked against the account's state and login generation. One read per request."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def anonymous_owner() -> str | None:
 def current_user(auth: object = None) -> LoginState | None:
     """The signed-in, active account of this request (cached per request), or None.
 
-    accounts: a login token whose session version is still the account's. proxy: the account named by the
+    accounts: a login token whose login generation is still the account's. proxy: the account named by the
     proxy's header, only with TRUST_PROXY and only when the connection came from a trusted proxy address.
     """
     if "chatbot_user" not in g:
@@ -61,7 +61,7 @@ def current_user(auth: object = None) -> LoginState | None:
 
 
 def current_login(auth: object = None) -> Login | None:
-    """The signed-in user as a Login (owner, account, session version), or None."""
+    """The signed-in user as a Login (owner, account, login generation), or None."""
     user = current_user(auth)
     return None if user is None else Login(user.owner_id, user.user_id, user.session_version)
 
@@ -81,7 +81,7 @@ def _token_user(token: str | None) -> LoginState | None:
     if login is None or not login.signed_in:
         return None
     user = accounts().login_state(login.user_id)
-    if user is None or not user.active or user.session_version != login.version or user.owner_id != login.owner_id:
+    if user is None or not user.active or user.session_version != login.generation or user.owner_id != login.owner_id:
         return None
     return user
 

@@ -60,7 +60,7 @@ def page(template: str, status: int = 200, **context) -> Response:
 
 
 def set_login_cookie(response: Response, token: str) -> Response:
-    """Put a session token in the HttpOnly, SameSite cookie the page and its socket ride on."""
+    """Put a login token in the HttpOnly, SameSite cookie the page and its socket ride on."""
     response.set_cookie(COOKIE_NAME, token, max_age=tokens().max_age, httponly=True, samesite="Lax",
                         secure=request.is_secure)
     return response
@@ -193,7 +193,7 @@ def account():
     accounts().set_password_hash(user.user_id, passwords().hash(form.password.data), end_logins=True)
     end_live_sessions()
     log.info("password_changed user=%s", user.user_id[:8])
-    # This browser stays signed in with a token of the new version; every other one is dead.
+    # This browser stays signed in with a token of the new login generation; every other one is dead.
     return sign_in(accounts().get(user.user_id))
 
 

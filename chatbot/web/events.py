@@ -106,7 +106,7 @@ class ChatNamespace(Namespace):
                 if login is None:
                     raise ChatError("auth_required")
                 owner_id, history = service.connect(request.sid, login.owner_id, client_ip(), user_id=login.user_id,
-                                                    version=login.version)
+                                                    generation=login.generation)
                 # A browser rides on its HttpOnly cookie: script never sees a login token. A client that brought
                 # one gets it renewed.
                 token = signer.renew(login) if token else None

@@ -16,7 +16,7 @@ from ..store import Store
 from ..turns.accounts import AccountService
 from ..turns.registry import Replies
 from ..turns.service import ChatService
-from .sessions import SessionTokens
+from .sessions import LoginTokens
 
 
 @dataclass
@@ -27,7 +27,7 @@ class AppServices:
     chat: ChatService
     accounts: AccountService
     metrics: Metrics
-    tokens: SessionTokens
+    tokens: LoginTokens
     passwords: Passwords
     store: Store
     provider: Provider
@@ -56,7 +56,7 @@ def accounts() -> AccountService:
     return services().accounts
 
 
-def tokens() -> SessionTokens:
+def tokens() -> LoginTokens:
     """The login-token signer."""
     return services().tokens
 

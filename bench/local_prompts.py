@@ -20,8 +20,7 @@ import time
 
 import common  # noqa: F401  (puts the project on sys.path)
 
-from chatbot.config import DEFAULT_SYSTEM_PROMPT, SETTINGS
-from chatbot.providers.local import SYSTEM_PROMPT as LOCAL_SYSTEM_PROMPT
+from chatbot.config import DEFAULT_LOCAL_SYSTEM_PROMPT, DEFAULT_SYSTEM_PROMPT, SETTINGS
 from chatbot.providers.local import LocalProvider, runtime_problem
 from chatbot.turns.context import build_context
 
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--system", default=DEFAULT_SYSTEM_PROMPT, help="system prompt (default: the server's)")
-    p.add_argument("--local-system", default=LOCAL_SYSTEM_PROMPT,
+    p.add_argument("--local-system", default=DEFAULT_LOCAL_SYSTEM_PROMPT,
                    help="what the local model is told instead (LOCAL_SYSTEM_PROMPT; '' sends --system)")
     p.add_argument("--temperature", type=float, default=SETTINGS["LOCAL_TEMPERATURE"].default)
     p.add_argument("--max-tokens", type=int, default=96, help="per reply (the server's default is 512)")

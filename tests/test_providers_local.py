@@ -30,7 +30,6 @@ def provider(local_model):
 
     def build(**options):
         options.setdefault("temperature", 0.0)
-        options.setdefault("system_prompt", "")  # the messages as the test wrote them
         return LocalProvider(**options)
 
     return build
@@ -217,7 +216,7 @@ def test_local_provider_leaves_the_loop_free_under_green_threads(local_model, mo
     script = textwrap.dedent(f"""
         {patch}
         from chatbot.providers.local import LocalProvider
-        stream = LocalProvider(max_tokens=400, temperature=0.0, system_prompt="").stream({LONG!r})
+        stream = LocalProvider(max_tokens=400, temperature=0.0).stream({LONG!r})
         ticks_during = []
         state = {{"ticks": 0, "generating": True}}
         def ticker():
@@ -300,14 +299,14 @@ def test_local_provider_ends_a_role_play_transcript(provider, monkeypatch):
 
 
 def test_local_provider_tells_the_model_its_own_system_prompt(provider, monkeypatch):
-    from chatbot.providers.local import SYSTEM_PROMPT
+    from chatbot.config import DEFAULT_LOCAL_SYSTEM_PROMPT as SYSTEM_PROMPT
 
     local = provider(max_tokens=50, system_prompt=SYSTEM_PROMPT)
     prompts = scripted(local, monkeypatch, ["Hello", "!"])
     assert "".join(d.text for d in local.stream(SHORT)) == "Hello!"
     assert prompts[-1] == [{"role": "system", "content": SYSTEM_PROMPT}, SHORT[1]]
     assert "ChatbotWS" in SYSTEM_PROMPT
-    own = provider(max_tokens=50, system_prompt="")  # "" keeps what the server sends
+    own = provider(max_tokens=50)  # by default, what the server sends
     prompts = scripted(own, monkeypatch, ["Hi"])
     list(own.stream(SHORT))
     assert prompts[-1] == SHORT

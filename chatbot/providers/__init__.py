@@ -49,7 +49,6 @@ def make_provider(settings: Mapping[str, Any]) -> Provider:
                                     api_key=settings.get("OPENAI_API_KEY"),
                                     timeout=settings.get("OPENAI_TIMEOUT", 120.0))
     if name == "local":
-        from .local import SYSTEM_PROMPT as LOCAL_SYSTEM_PROMPT
         from .local import LocalModelUnavailable, LocalProvider
 
         try:
@@ -57,7 +56,7 @@ def make_provider(settings: Mapping[str, Any]) -> Provider:
                                  context=settings.get("LOCAL_CONTEXT", 4096), threads=settings.get("LOCAL_THREADS", 0),
                                  max_tokens=settings.get("LOCAL_MAX_TOKENS", 512),
                                  temperature=settings.get("LOCAL_TEMPERATURE", 0.2),
-                                 system_prompt=settings.get("LOCAL_SYSTEM_PROMPT", LOCAL_SYSTEM_PROMPT))
+                                 system_prompt=settings.get("LOCAL_SYSTEM_PROMPT", ""))
         except LocalModelUnavailable as exc:
             if settings.get("LLM_PROVIDER") == "local":
                 raise

@@ -33,10 +33,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-# What the local model is told instead of SYSTEM_PROMPT (LOCAL_SYSTEM_PROMPT): SmolLM2 was tuned with "You are a
-# helpful AI assistant named SmolLM, trained by Hugging Face"; in those words, with the app's name, it answers
-# simple prompts better than with the longer prompt written for large models (bench/local_prompts.py).
-SYSTEM_PROMPT = "You are a helpful AI assistant named ChatbotWS."
 MESSAGE_OVERHEAD = 8  # template tokens around one message (role markers, newlines), for the first estimate
 MIN_ANSWER_TOKENS = 64  # room always left for the answer when a long prompt is trimmed
 
@@ -385,11 +381,11 @@ class LocalProvider:
 
     def __init__(self, model_path: str | None = None, *, concurrency: int = 1, context: int = 4096,
                  threads: int = 0, max_tokens: int = 512, temperature: float = 0.2, seed: int | None = None,
-                 system_prompt: str = SYSTEM_PROMPT):
+                 system_prompt: str = ""):
         """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix.
 
-        `system_prompt` replaces the system message the server sends ("" keeps it); `seed` fixes the sampler's
-        (bench/local_prompts.py compares settings with it), None draws a new one each time."""
+        `system_prompt` replaces the system message the server sends (LOCAL_SYSTEM_PROMPT; "" keeps it); `seed`
+        fixes the sampler's (bench/local_prompts.py compares settings with it), None draws a new one each time."""
         problem = runtime_problem(model_path)
         if problem:
             raise LocalModelUnavailable(problem)

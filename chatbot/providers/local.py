@@ -17,11 +17,11 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
 from .base import Delta, ReplyStream, RetryCallback, StatusCallback, upstream_error
+from .llama_params import amx_advertised, model_params
 from .roleplay import RolePlayGuard
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class _Engine:
         """Load the model file (mmap: the weights' pages are shared by every instance of the process)."""
         from llama_cpp import Llama
 
-        with _model_params(use_extra_bufts=not _amx_advertised()):
+        with model_params(use_extra_bufts=not amx_advertised()):
             return Llama(model_path=str(self.path), n_ctx=self._context, n_threads=self._threads, verbose=False)
 
     @staticmethod
@@ -213,46 +213,6 @@ class _Engine:
         tokens = llama.tokenize(str(message["content"]).encode(), add_bos=False)
         kept = tokens[min(len(tokens), excess + MESSAGE_OVERHEAD):]
         return {**message, "content": llama.detokenize(kept).decode(errors="ignore")}
-
-
-_params_lock = threading.Lock()
-
-
-def _amx_advertised(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU claims Intel AMX (the flags in Linux's /proc/cpuinfo).
-
-    A llama.cpp built for such a CPU multiplies in AMX tiles; virtual machines often advertise AMX without letting
-    a process use it, and the first prompt then dies on a general protection fault (`ldtilecfg` in
-    ggml_backend_amx_mul_mat, seen on 2-core VMs here). Without the extra weight buffers llama.cpp uses its plain
-    kernels: for SmolLM2's Q4_1 weights nothing else is given up (CPU repacking covers other formats).
-    """
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as info:
-            return any(line.startswith("flags") and " amx_tile" in line for line in info)
-    except OSError:
-        return False
-
-
-@contextmanager
-def _model_params(**fields):
-    """Set llama.cpp model parameters that llama-cpp-python's Llama() does not take, for the Llama() built inside."""
-    import llama_cpp.llama as module
-
-    original = module.llama_cpp.llama_model_default_params
-
-    def params():
-        """llama.cpp's defaults with `fields` set."""
-        result = original()
-        for name, value in fields.items():
-            setattr(result, name, value)
-        return result
-
-    with _params_lock:
-        module.llama_cpp.llama_model_default_params = params
-        try:
-            yield
-        finally:
-            module.llama_cpp.llama_model_default_params = original
 
 
 _engines: dict[tuple, _Engine] = {}

@@ -9,6 +9,7 @@ works the same under eventlet, gevent and threads, and across processes with a m
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,10 +34,18 @@ __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
 
 log = logging.getLogger("chatbot.chat")
 
+FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")  # the namespace of first_conversation_id
+
 # A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
 STALE_REPLY_SECONDS = 120.0
 
 
+
+
+def first_conversation_id(owner_id: str) -> str:
+    """The id of a new visitor's first conversation, derived from its owner's: every tab of that visitor, on any
+    process, shows the same one before it is stored. (Ids are owner-scoped: knowing one reveals nothing.)"""
+    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
 
 class ChatService:
     """Runs connections and turns for every socket of this process."""
@@ -90,7 +99,8 @@ class ChatService:
         """Attach a socket to its session (a new one when `owner_id` is None or unknown).
 
         Returns (owner id, the `history` payload of its active conversation). A returning session with an active
-        conversation costs one read; its last-seen time is written only when it is older than the throttle.
+        conversation costs one read; its last-seen time is written only when it is older than the throttle. A new
+        one costs nothing: its rows are written when it first needs them.
         With `user_id`, the owner must be that account's space and the account active at login `generation`, checked in
         the same read (auth_required otherwise; no session is made for it).
         """
@@ -98,9 +108,12 @@ class ChatService:
         session = self.store.open_session(owner_id, page, user_id=user_id) if owner_id else None
         if user_id is not None and (session is None or session.user != ("active", generation)):
             raise ChatError("auth_required")
-        if session is None:
-            owner_id, conversation = self.store.create_session(owner_id)
-            conversation_id, messages, more = conversation["id"], [], False
+        unsaved = session is None
+        if unsaved:
+            # A new visitor: its rows are written at its first message or change (TurnStarter.saved), so a
+            # connect costs the store nothing and never waits behind the turns writing to it.
+            owner_id, messages, more = owner_id or uuid.uuid4().hex, [], False
+            conversation_id = first_conversation_id(owner_id)
         else:
             conversation_id, messages, more = session.conversation_id, session.messages, session.more
             if conversation_id is None:  # its active conversation was deleted: start a fresh one
@@ -108,7 +121,7 @@ class ChatService:
                 self.store.set_active_conversation(owner_id, conversation_id)
             elif session.last_seen_at < datetime.now(UTC) - self._seen_every:
                 self.store.touch_owner_if_before(owner_id, datetime.now(UTC) - self._seen_every)
-        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, generation)
+        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, generation, unsaved)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
         return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
@@ -136,7 +149,8 @@ class ChatService:
     # ---- turns -------------------------------------------------------------------------------------------
 
     def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None) -> dict:
-        """Store a user message and start its reply in one transaction; returns the ack."""
+        """Store a user message and start its reply in one transaction (a new visitor's rows too); returns the
+        ack."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
         turn, ack = self.turns.take_turn(sid, state, conversation_id, text, client_id)

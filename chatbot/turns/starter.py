@@ -12,7 +12,7 @@ import chatbot.protocol as protocol
 from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
-from ..store import Store
+from ..store import NotFound, Store
 from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
 from .context import CONTEXT_MESSAGES, build_context
@@ -46,6 +46,25 @@ class TurnStarter:
             raise ChatError("session_not_found")
         return state
 
+    def saved(self, sid: str) -> SocketState:
+        """The socket's state, its owner and conversation rows written first if they wait (see `unsaved`)."""
+        state = self.state(sid)
+        self.save(state)
+        return state
+
+    def save(self, state: SocketState) -> None:
+        """Write a new visitor's owner and conversation rows (another tab may have made the owner already)."""
+        if state.unsaved:
+            self.store.create_session(state.owner_id, state.conversation_id)
+            self.mark_saved(state)
+
+    def mark_saved(self, state: SocketState) -> None:
+        """A new visitor's rows exist now: for every tab of this process showing its conversation."""
+        for other in self.sockets.values():
+            if other.unsaved and (other.owner_id, other.conversation_id) == (state.owner_id, state.conversation_id):
+                other.unsaved = False
+        state.unsaved = False
+
     def send_history(self, sid: str, history: dict) -> None:
         """Send a socket the conversation it shows (`history`), and the welcome when it is empty."""
         self.socketio.emit("history", history, to=sid)
@@ -73,9 +92,24 @@ class TurnStarter:
             if existing is None:
                 raise
             return None, self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
-        turn = self.begin_claimed(state, conversation_id, lambda quota: self.store.begin_turn(
-            state.owner_id, conversation_id, text, client_id=client_id, context_limit=CONTEXT_MESSAGES,
-            edit_of=edit_of, page_size=None if edit_of is None else self.settings["HISTORY_PAGE"], quota=quota))
+        def begin(quota: int | None, create: bool = state.unsaved and conversation_id == state.conversation_id
+                  ) -> TurnStart:
+            """Begin the turn in the store; a new visitor's rows are made in the same transaction (see `unsaved`)."""
+            try:
+                turn = self.store.begin_turn(
+                    state.owner_id, conversation_id, text, client_id=client_id, context_limit=CONTEXT_MESSAGES,
+                    edit_of=edit_of, page_size=None if edit_of is None else self.settings["HISTORY_PAGE"],
+                    quota=quota, create=create)
+            except NotFound:
+                if not create:
+                    raise
+                self.save(state)  # another tab of this visitor made the owner first: add this tab's conversation
+                return begin(quota, False)
+            if create:
+                self.mark_saved(state)
+            return turn
+
+        turn = self.begin_claimed(state, conversation_id, begin)
         if turn.duplicate:
             self.replies.release(conversation_id, state.owner_id)
             return None, self._duplicate_ack(turn.message, turn.reply, conversation_id)

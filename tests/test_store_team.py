@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from chatbot.store import NotFound, PresetNameTaken, TurnSettings, conversations
 from chatbot.store.schema import shares
+from chatbot.store.settings import turn_settings
 from tests.test_store import (  # noqa: F401  (fixtures: both backends, a migrated store, an owner, a conversation)
     conversation,
     count_rows,
@@ -50,15 +51,25 @@ def test_settings_refuse_what_cannot_be_stored(store, owner, conversation, chang
     assert store.get_conversation(owner, conversation["id"]) == conversation
 
 
-def test_turn_settings_carry_the_project_instructions(store, owner, conversation):
-    assert store.turn_settings(owner, conversation["id"]) == TurnSettings(None, None, None, None, None)
+def settings_of_a_turn(store, owner, conversation_id):
+    """The settings a turn in the conversation reads in its one transaction (and the conversation it reports)."""
+    turn = store.begin_turn(owner, conversation_id, "hello", client_id=None, context_limit=10)
+    return turn_settings(turn.conversation)
+
+
+def test_a_turn_reads_the_settings_and_its_projects_instructions(store, owner, conversation):
+    shown, settings = settings_of_a_turn(store, owner, conversation["id"])
+    assert settings == TurnSettings(None, None, None, None, None)
     project = store.create_project(owner, "Docs", "Cite the handbook.")
     store.update_conversation_settings(owner, conversation["id"], {"project_id": project["id"],
                                                                    "instructions": "Be brief.", "max_tokens": 50})
-    assert store.turn_settings(owner, conversation["id"]) == TurnSettings("Cite the handbook.", "Be brief.", None,
-                                                                          50, None)
+    shown, settings = settings_of_a_turn(store, owner, conversation["id"])
+    assert settings == TurnSettings("Cite the handbook.", "Be brief.", None, 50, None)
+    # What clients are told of the conversation after the turn has the usual shape, and no project instructions.
+    assert set(shown) == set(store.get_conversation(owner, conversation["id"]))
+    assert shown["project_id"] == project["id"] and shown["instructions"] == "Be brief."
     other = store.create_conversation(owner)
-    assert store.turn_settings(owner, other["id"]).project_instructions is None
+    assert settings_of_a_turn(store, owner, other["id"])[1].project_instructions is None
 
 
 # projects
@@ -180,7 +191,7 @@ SCOPED = {
     "update_conversation_settings": lambda s, o, ids: s.update_conversation_settings(o, ids["c"], {"temperature": 1}),
     "move_into_foreign_project": lambda s, o, ids: s.update_conversation_settings(
         o, s.create_conversation(o)["id"], {"project_id": ids["p"]}),
-    "turn_settings": lambda s, o, ids: s.turn_settings(o, ids["c"]),
+    "begin_turn": lambda s, o, ids: s.begin_turn(o, ids["c"], "hi", client_id=None, context_limit=10),
     "get_project": lambda s, o, ids: s.get_project(o, ids["p"]),
     "update_project": lambda s, o, ids: s.update_project(o, ids["p"], name="stolen"),
     "delete_project": lambda s, o, ids: s.delete_project(o, ids["p"]),

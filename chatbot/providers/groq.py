@@ -12,7 +12,16 @@ from groq._constants import RAW_RESPONSE_HEADER
 from groq._response import ResponseContextManager
 from groq.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from .base import (
+    NO_OPTIONS,
+    ReplyStream,
+    RetryCallback,
+    StatusCallback,
+    StreamOptions,
+    UpstreamError,
+    error_from_status,
+    upstream_error,
+)
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
 from .sse import ChatCompletionStream, RetryPolicy
 from .transport import sdk_client
@@ -82,14 +91,17 @@ class GroqProvider(RetryPolicy):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages` (system prompt included); the request starts on iteration."""
+        """Prepare one reply to `messages` (system prompt included) with the conversation's `options` over the
+        operator's; the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True}
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            request["max_completion_tokens"] = self.max_tokens
-        effort = effort_for(request["model"], self.reasoning_effort)
+        options = (options or NO_OPTIONS).over(self.temperature, self.max_tokens, self.reasoning_effort)
+        if options.temperature is not None:
+            request["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            request["max_completion_tokens"] = options.max_tokens
+        effort = effort_for(request["model"], options.reasoning_effort)
         if effort is not None:  # a conversation's model of another family simply goes without
             request["reasoning_effort"] = effort
         return ChatCompletionStream(self, request, on_retry)

@@ -15,7 +15,16 @@ from openai._constants import RAW_RESPONSE_HEADER
 from openai._response import ResponseContextManager
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from .base import (
+    NO_OPTIONS,
+    ReplyStream,
+    RetryCallback,
+    StatusCallback,
+    StreamOptions,
+    UpstreamError,
+    error_from_status,
+    upstream_error,
+)
 from .models import ModelRegistry
 from .sse import ChatCompletionStream, RetryPolicy
 from .transport import sdk_client
@@ -87,14 +96,17 @@ class OpenAICompatProvider(RetryPolicy):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages`; the request starts on iteration."""
+        """Prepare one reply to `messages` with the conversation's temperature and length cap over the operator's
+        (reasoning effort is not sent: servers differ on it); the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True,
                          "stream_options": {"include_usage": True}}
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            request["max_tokens"] = self.max_tokens
+        options = (options or NO_OPTIONS).over(self.temperature, self.max_tokens, None)
+        if options.temperature is not None:
+            request["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            request["max_tokens"] = options.max_tokens
         return ChatCompletionStream(self, request, on_retry, reasoning_fields=REASONING_FIELDS)
 
     def open_stream(self, request: dict):

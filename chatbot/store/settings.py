@@ -34,14 +34,26 @@ class PresetNameTaken(Exception):
     """The owner already has a preset of that name (and did not ask to replace it)."""
 
 
-# A turn's one read of its settings (built once, see rows.py); a project is only ever the conversation owner's.
-_TURN_SETTINGS = (
-    sa.select(projects.c.instructions.label("project_instructions"), conversations.c.instructions,
-              conversations.c.temperature, conversations.c.max_tokens, conversations.c.reasoning_effort)
-    .select_from(conversations.outerjoin(projects, projects.c.id == conversations.c.project_id))
-    .where(conversations.c.id == sa.bindparam("conversation_id"),
-           conversations.c.owner_id == sa.bindparam("owner_id"))
-)
+# What a turn reads of its conversation's settings, in its one transaction: the settings and project, and the
+# project's instructions (a conversation's project is only ever its owner's).
+TURN_SETTING_COLUMNS = (conversations.c.instructions, conversations.c.temperature, conversations.c.max_tokens,
+                        conversations.c.reasoning_effort, conversations.c.project_id,
+                        projects.c.instructions.label("project_instructions"))
+WITH_PROJECT = conversations.outerjoin(projects, projects.c.id == conversations.c.project_id)
+
+
+def setting_fields(row: sa.Row) -> dict:
+    """A turn's conversation row's settings fields (TURN_SETTING_COLUMNS), for the conversation dict."""
+    return {column.name: row._mapping[column.name] for column in TURN_SETTING_COLUMNS}
+
+
+def turn_settings(conversation: dict) -> tuple[dict, TurnSettings]:
+    """Split a turn's conversation dict into the conversation as clients see it and the settings its request uses."""
+    conversation = dict(conversation)
+    project_instructions = conversation.pop("project_instructions", None)
+    return conversation, TurnSettings(project_instructions or None, conversation.get("instructions"),
+                                      conversation.get("temperature"), conversation.get("max_tokens"),
+                                      conversation.get("reasoning_effort"))
 
 
 def check_settings(changes: dict) -> dict:
@@ -98,17 +110,6 @@ class SettingsQueries:
             if values:
                 conn.execute(sa.update(conversations).where(conversations.c.id == conversation_id).values(**values))
         return self.get_conversation(owner_id, conversation_id)
-
-    def turn_settings(self, owner_id: str, conversation_id: str) -> TurnSettings:
-        """The settings a turn in one of the owner's conversations uses, in one read; NotFound if not the owner's."""
-        if not (_valid_id(owner_id) and _valid_id(conversation_id)):
-            raise NotFound(conversation_id)
-        with self._transaction(write=False) as conn:
-            row = conn.execute(_TURN_SETTINGS, {"conversation_id": conversation_id, "owner_id": owner_id}).first()
-        if row is None:
-            raise NotFound(conversation_id)
-        return TurnSettings(row.project_instructions or None, row.instructions, row.temperature, row.max_tokens,
-                            row.reasoning_effort)
 
     # presets
 

@@ -15,14 +15,16 @@ from typing import Any
 import chatbot.protocol as protocol
 
 from ..protocol import ChatError
+from ..store.settings import turn_settings
 from ..store.turns import LAST_SEEN_EVERY, NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
 from .branches import BranchService
-from .context import CONTEXT_MESSAGES, build_context
+from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .conversations import ConversationService
 from .logins import LoginWatch
 from .pump import StreamPump
 from .rooms import SocketState, conversation_room, owner_room
+from .team import TeamService
 
 log = logging.getLogger("chatbot.chat")
 
@@ -47,6 +49,7 @@ class ChatService:
         self.show_reasoning = settings.get("SHOW_REASONING", True)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
         self.branches = BranchService(self)
+        self.team = TeamService(self)
         self.logins = LoginWatch(self)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
@@ -252,11 +255,15 @@ class ChatService:
                             "Wait for one to finish.", retry_after=1.0, kind="concurrent")
 
     def start_reply(self, state: SocketState, turn: TurnStart) -> None:
-        """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
-        account's usage is counted at the reply's final write."""
-        context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
+        """Hand a begun turn to the pump with its context (the operator's, project's and conversation's
+        instructions first), the conversation's model (or the default) and options; an account's usage is counted
+        at the reply's final write."""
+        conversation, settings = turn_settings(turn.conversation)  # read in the turn's one transaction
+        context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
+                                self.settings["HISTORY_CHAR_BUDGET"])
+        self.pump.start(state.owner_id, turn.reply, conversation, context,
+                        conversation.get("model") or self.provider.model, user_id=state.user_id,
+                        options=stream_options(settings))
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

@@ -1,0 +1,194 @@
+"""The team layer for a session's sockets: conversation settings, projects, share links and presets. Every change
+is told to every tab of the session; every id is the session's own or `not_found`."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..protocol import ChatError
+from ..providers.models import ALL_EFFORTS
+from ..store import PresetNameTaken
+from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
+from .rooms import owner_room
+
+TEMPERATURE_RANGE = (0.0, 2.0)
+MAX_TOKENS_RANGE = (1, 131072)
+SHARE_DAYS_MAX = 365
+SHARE_LINKS = ("off", "signed_in", "public")
+
+
+def _invalid(sentence: str) -> ChatError:
+    """The `invalid_message` refusal of a setting, with the one sentence that says what is accepted."""
+    return ChatError("invalid_message", sentence)
+
+
+def setting_value(name: str, value: Any) -> Any:
+    """One conversation setting checked against what the server accepts (None: back to the default)."""
+    if value is None:
+        return None
+    if name == "instructions":
+        if not isinstance(value, str) or "\x00" in value:
+            raise _invalid("Instructions must be text.")
+        if len(value) > INSTRUCTIONS_MAX:
+            raise _invalid(f"Instructions can be at most {INSTRUCTIONS_MAX:,} characters long.")
+        return value
+    if name == "temperature":
+        low, high = TEMPERATURE_RANGE
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                or not low <= value <= high:
+            raise _invalid(f"Temperature must be a number from {low:g} to {high:g}.")
+        return float(value)
+    if name == "max_tokens":
+        low, high = MAX_TOKENS_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _invalid(f"The reply length cap must be a whole number of tokens from {low} to {high:,}.")
+        return value
+    if value not in ALL_EFFORTS:
+        raise _invalid(f"Reasoning effort must be one of {', '.join(ALL_EFFORTS)}.")
+    return value
+
+
+def settings_changes(data: dict) -> dict:
+    """The settings (and `project_id`) an `update_conversation` payload sets: only the keys it names."""
+    changes = {name: setting_value(name, data[name]) for name in SETTING_NAMES if name in data}
+    if "project_id" in data:
+        project_id = data["project_id"]
+        if project_id is not None and not isinstance(project_id, str):
+            raise ChatError("not_found")
+        changes["project_id"] = project_id
+    return changes
+
+
+def expiry(days: Any) -> datetime | None:
+    """When a link given `expires_in_days` expires (None/absent: never)."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= SHARE_DAYS_MAX:
+        raise _invalid(f"A link's expiry must be from 1 to {SHARE_DAYS_MAX} days.")
+    return datetime.now(UTC) + timedelta(days=days)
+
+
+def share_path(share_id: str) -> str:
+    """The path of a share link's page (the edge makes it a full URL)."""
+    return f"/share/{share_id}"
+
+
+class TeamService:
+    """Settings, projects, share links and presets of a session's sockets; shares the chat service's sockets and
+    store."""
+
+    def __init__(self, chat):
+        """Work through `chat` (a ChatService): its store, limiter, sockets and Socket.IO server."""
+        self.chat = chat
+        self.store, self.limiter, self.settings = chat.store, chat.limiter, chat.settings
+
+    # conversation settings
+
+    def update_conversation(self, sid: str, conversation_id: str, changes: dict) -> dict:
+        """Set any of a conversation's settings and its project; every tab gets `conversation_updated`."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        conversation = self.store.update_conversation_settings(state.owner_id, conversation_id, changes)
+        self._tell(state.owner_id, "conversation_updated", {"conversation": conversation})
+        return {"ok": True, "conversation": conversation}
+
+    # projects
+
+    def list_projects(self, sid: str) -> dict:
+        """The session's projects, pinned first."""
+        return {"ok": True, "projects": self.store.list_projects(self.chat.state(sid).owner_id)}
+
+    def create_project(self, sid: str, name: str, instructions: str) -> dict:
+        """Create a project; every tab gets the new `projects` list."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        project = self._checked(lambda: self.store.create_project(state.owner_id, name, instructions))
+        self._projects_changed(state.owner_id)
+        return {"ok": True, "project": project}
+
+    def update_project(self, sid: str, project_id: str, changes: dict) -> dict:
+        """Rename, re-instruct or (un)pin a project; every tab gets the new `projects` list."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        if changes.pop("files", None):
+            # Projects hold no files yet: every file id is an unknown one.
+            self.store.get_project(state.owner_id, project_id)
+            raise ChatError("not_found", "That file does not exist (or is not yours).")
+        project = self._checked(lambda: self.store.update_project(state.owner_id, project_id, **changes))
+        self._projects_changed(state.owner_id)
+        return {"ok": True, "project": project}
+
+    def delete_project(self, sid: str, project_id: str) -> dict:
+        """Delete a project (its conversations stay, in no project); every tab gets both lists."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        self.store.delete_project(state.owner_id, project_id)
+        self._projects_changed(state.owner_id)
+        self.chat.conversations.changed(state.owner_id)
+        return {"ok": True}
+
+    # share links
+
+    def share_conversation(self, sid: str, conversation_id: str, expires_at: datetime | None) -> dict:
+        """Make (or refresh) the read-only link to a snapshot of a conversation's active path."""
+        state = self.chat.state(sid)
+        if self.settings["SHARE_LINKS"] == "off":
+            raise _invalid("Share links are turned off on this server.")
+        self.limiter.action(state.owner_id)
+        share = self.store.share_conversation(state.owner_id, conversation_id, expires_at)
+        return {"ok": True, **share, "path": share_path(share["share_id"])}
+
+    def list_shares(self, sid: str) -> dict:
+        """The session's live share links, newest first."""
+        shares = self.store.list_shares(self.chat.state(sid).owner_id)
+        return {"ok": True, "shares": [{**share, "path": share_path(share["share_id"])} for share in shares]}
+
+    def unshare(self, sid: str, share_id: str) -> dict:
+        """Revoke a share link: its page answers 404 from now on."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        self.store.revoke_share(state.owner_id, share_id)
+        return {"ok": True}
+
+    # presets
+
+    def list_presets(self, sid: str) -> dict:
+        """The session's presets by name."""
+        return {"ok": True, "presets": self.store.list_presets(self.chat.state(sid).owner_id)}
+
+    def save_preset(self, sid: str, name: str, settings: dict, replace: bool) -> dict:
+        """Keep settings under a name (replacing one of that name only when asked)."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        try:
+            preset = self._checked(lambda: self.store.save_preset(state.owner_id, name, settings, replace=replace))
+        except PresetNameTaken:
+            raise _invalid("You already have a preset of that name. Pick another or replace it.") from None
+        return {"ok": True, "preset": preset}
+
+    def delete_preset(self, sid: str, preset_id: str) -> dict:
+        """Delete a preset."""
+        state = self.chat.state(sid)
+        self.limiter.action(state.owner_id)
+        self.store.delete_preset(state.owner_id, preset_id)
+        return {"ok": True}
+
+    # internals
+
+    @staticmethod
+    def _checked(call):
+        """Run a store call whose ValueError is the person's input: told as `invalid_message`."""
+        try:
+            return call()
+        except ValueError as exc:
+            raise _invalid(f"That was refused: {exc}.") from None
+
+    def _projects_changed(self, owner_id: str) -> None:
+        """Tell every socket of the session its project list."""
+        self._tell(owner_id, "projects", {"projects": self.store.list_projects(owner_id)})
+
+    def _tell(self, owner_id: str, event: str, payload: dict) -> None:
+        """Emit to every socket of the session."""
+        self.chat.socketio.emit(event, payload, to=owner_room(owner_id))

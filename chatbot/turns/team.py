@@ -152,6 +152,16 @@ class TeamService:
         self.store.revoke_share(state.owner_id, share_id)
         return {"ok": True}
 
+    def shared(self, share_id: str) -> dict | None:
+        """A live share link's snapshot as anyone with the link sees it (None: unknown, revoked or expired)."""
+        return self.store.shared(share_id)
+
+    def continue_share(self, owner_id: str, share_id: str) -> dict:
+        """Copy a live link's snapshot into a reader's own conversations (their active one from now); a session
+        whose page was loaded but whose socket never connected is made first. NotFound when the link is not live."""
+        self.store.create_owner(owner_id)
+        return self.store.copy_share(owner_id, share_id)
+
     # presets
 
     def list_presets(self, sid: str) -> dict:

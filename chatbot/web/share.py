@@ -39,7 +39,7 @@ def page(share_id: str):
     link when SHARE_LINKS is off, or is signed_in and the reader is not)."""
     if current_app.config["SHARE_LINKS"] == "signed_in" and current_user() is None:
         return redirect(url_for("auth.signin"))
-    share = chat().store.shared(share_id) if readable() else None
+    share = chat().team.shared(share_id) if readable() else None
     if share is None:
         abort(404)
     owner = reader_owner()
@@ -57,7 +57,7 @@ def continue_in_my_chats(share_id: str):
     if owner is None or not readable():
         abort(404)
     try:
-        chat().store.copy_share(owner, share_id)
+        chat().team.continue_share(owner, share_id)
     except NotFound:
         abort(404)
     return redirect(url_for("main.index"))

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
-from chatbot.providers.base import Delta, UpstreamError
+from chatbot.providers.base import Delta, StreamOptions, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
 from tests.conftest import ROOT
 from tests.fake_groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
@@ -71,6 +71,13 @@ def test_openai_provider_sends_options(fake_groq):
     collect(provider_for(fake_groq, temperature=0.3, max_tokens=77).stream(MESSAGES, model="other-model"))
     (request,) = fake_groq.requests
     assert request["temperature"] == 0.3 and request["max_tokens"] == 77 and request["model"] == "other-model"
+
+
+def test_openai_provider_takes_a_conversations_options_but_no_reasoning_effort(fake_groq):
+    options = StreamOptions(temperature=1.2, reasoning_effort="high")
+    collect(provider_for(fake_groq, temperature=0.3, max_tokens=77).stream(MESSAGES, options=options))
+    (request,) = fake_groq.requests
+    assert (request["temperature"], request["max_tokens"]) == (1.2, 77) and "reasoning_effort" not in request
 
 
 @pytest.mark.parametrize(

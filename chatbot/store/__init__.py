@@ -6,6 +6,7 @@ from __future__ import annotations
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .conversations import ConversationQueries
 from .engine import Database, alembic_config, isolated_database
+from .imports import ImportQueries
 from .messages import MessageQueries
 from .projects import ProjectQueries
 from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
@@ -30,8 +31,8 @@ from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries, TurnQueries, UsageQueries,
-            AccountQueries, MessageQueries, ConversationQueries, Database):
+class Store(ImportQueries, ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries, TurnQueries,
+            UsageQueries, AccountQueries, MessageQueries, ConversationQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 

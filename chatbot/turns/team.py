@@ -11,6 +11,7 @@ from ..protocol import ChatError
 from ..providers.models import ALL_EFFORTS
 from ..store import PresetNameTaken
 from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
+from .imports import parse_import
 from .rooms import owner_room
 
 TEMPERATURE_RANGE = (0.0, 2.0)
@@ -161,6 +162,19 @@ class TeamService:
         whose page was loaded but whose socket never connected is made first. NotFound when the link is not live."""
         self.store.create_owner(owner_id)
         return self.store.copy_share(owner_id, share_id)
+
+    def import_file(self, owner_id: str, raw: bytes) -> dict:
+        """Import every conversation of a ChatGPT or ChatbotWS export for the owner (all or nothing); every tab
+        gets the new conversation list."""
+        self.limiter.action(owner_id)
+        imported = parse_import(raw)
+        self.store.create_owner(owner_id)  # a session whose page was loaded but whose socket never connected
+        try:
+            made = self.store.import_conversations(owner_id, imported)
+        except ValueError as exc:
+            raise _invalid(f"Nothing was imported: {exc}.") from None
+        self.chat.conversations.changed(owner_id)
+        return {"ok": True, "imported": len(made), "conversation_ids": made}
 
     # presets
 

@@ -1,7 +1,6 @@
 """Importing conversations (chatbot.turns.imports, chatbot.store.imports) on SQLite and, with TEST_DATABASE_URL, on
 Postgres: a real-shaped ChatGPT export with its branches, our own JSON export round trip, and malformed files
 refused whole."""
-# ruff: noqa: F811  (the store fixtures come from test_store, and tests take them as arguments)
 
 import json
 from pathlib import Path
@@ -11,13 +10,7 @@ import pytest
 from chatbot.protocol import ChatError
 from chatbot.store import conversations, messages
 from chatbot.turns.imports import parse_import
-from tests.test_store import (  # noqa: F401  (fixtures: both backends, a migrated store, an owner)
-    count_rows,
-    database_url,
-    make_store,
-    owner,
-    store,
-)
+from tests.storekit import count_rows, turn
 
 CHATGPT = Path(__file__).parent / "data" / "chatgpt_conversations.json"
 
@@ -49,9 +42,8 @@ def test_chatgpt_export_keeps_branches_and_the_shown_path(store, owner):
 
 def test_our_own_export_comes_back_whole(store, owner):
     source = store.create_conversation(owner, "Round trip")
-    turn = store.begin_turn(owner, source["id"], "first", client_id=None, context_limit=10)
-    store.update_message(turn.reply["id"], content="answer", status="complete")
-    store.begin_turn(owner, source["id"], "edited", client_id=None, context_limit=10, edit_of=turn.message["id"])
+    first, _ = turn(store, owner, source["id"], "first", "answer")
+    store.begin_turn(owner, source["id"], "edited", client_id=None, context_limit=10, edit_of=first["id"])
     leaf, tree = store.tree(owner, source["id"])
     export = json.dumps({"conversation": {**store.get_conversation(owner, source["id"]), "active_leaf_id": leaf},
                          "messages": tree}).encode()
@@ -83,7 +75,7 @@ def test_malformed_files_are_refused_and_nothing_is_imported(store, owner, raw, 
         imported(store, owner, raw)
     assert refusal.value.code == "invalid_message" and says in refusal.value.message
     assert refusal.value.message.startswith("Nothing was imported")
-    assert count_rows(store, conversations) == 0 and count_rows(store, messages) == 0
+    assert count_rows(store, conversations) == 1 and count_rows(store, messages) == 0  # the owner's first, empty
 
 
 def test_a_file_failing_midway_writes_nothing(store, owner):
@@ -93,4 +85,4 @@ def test_a_file_failing_midway_writes_nothing(store, owner):
                                            "author": {"role": "user"}, "content": {"parts": ["a\x00b"]}}}}}
     with pytest.raises(ValueError):
         imported(store, owner, json.dumps([*good, bad]).encode())
-    assert count_rows(store, conversations) == 0 and count_rows(store, messages) == 0
+    assert count_rows(store, conversations) == 1 and count_rows(store, messages) == 0  # the owner's first, empty

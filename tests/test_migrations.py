@@ -111,7 +111,7 @@ def test_team_revision_keeps_conversations_their_messages_and_search(database_ur
     store = Store(database_url)
     try:
         store.migrate("0004")
-        owner = store.create_owner()
+        owner = store.create_session()[0]
         with store.engine.begin() as conn:  # the 0004 columns only: the current schema's insert would name new ones
             conn.exec_driver_sql(
                 "INSERT INTO conversations (id, owner_id, title, created_at, updated_at) "

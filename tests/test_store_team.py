@@ -1,6 +1,5 @@
 """The team layer's store (chatbot.store.settings, projects, shares) on SQLite and, with TEST_DATABASE_URL, on
 Postgres: conversation settings, projects, share links and presets, every one owner-scoped."""
-# ruff: noqa: F811  (the store fixtures come from test_store, and tests take them as arguments)
 
 from datetime import UTC, datetime, timedelta
 
@@ -10,14 +9,7 @@ import sqlalchemy as sa
 from chatbot.store import NotFound, PresetNameTaken, TurnSettings, conversations
 from chatbot.store.schema import shares
 from chatbot.store.settings import turn_settings
-from tests.test_store import (  # noqa: F401  (fixtures: both backends, a migrated store, an owner, a conversation)
-    conversation,
-    count_rows,
-    database_url,
-    make_store,
-    owner,
-    store,
-)
+from tests.storekit import count_rows, fill, new_owner, turn
 
 OTHER = "0" * 32
 
@@ -34,7 +26,7 @@ def test_settings_start_empty_and_are_stored(store, owner, conversation):
     assert (updated["instructions"], updated["temperature"], updated["max_tokens"], updated["reasoning_effort"]) \
         == ("Answer in French.", 1.0, 300, "low")
     assert store.get_conversation(owner, conversation["id"]) == updated
-    assert store.list_conversations(owner) == [updated]
+    assert store.list_conversations(owner)[0] == updated
     # A subset changes only itself; None and blank instructions go back to the default.
     again = store.update_conversation_settings(owner, conversation["id"], {"temperature": None, "instructions": " "})
     assert (again["instructions"], again["temperature"], again["max_tokens"]) == (None, None, 300)
@@ -108,11 +100,10 @@ def test_project_refuses_bad_names(store, owner, name):
 
 
 def test_share_snapshots_the_active_path_and_refreshes(store, owner, conversation):
-    store.add_message(owner, conversation["id"], "user", "hello <script>alert(1)</script>")
-    store.add_message(owner, conversation["id"], "assistant", "**hi**")
+    fill(store, owner, conversation["id"], ["hello <script>alert(1)</script>", "**hi**"])
     share = store.share_conversation(owner, conversation["id"], None)
     assert len(share["share_id"]) >= 32 and share["conversation_id"] == conversation["id"]
-    store.add_message(owner, conversation["id"], "user", "later")
+    fill(store, owner, conversation["id"], ["later", "reply"])
     seen = store.shared(share["share_id"])
     assert [(m["role"], m["content"]) for m in seen["messages"]] == [
         ("user", "hello <script>alert(1)</script>"), ("assistant", "**hi**")]
@@ -120,21 +111,20 @@ def test_share_snapshots_the_active_path_and_refreshes(store, owner, conversatio
     # Sharing again refreshes the same link with the path as it is now.
     again = store.share_conversation(owner, conversation["id"], None)
     assert again["share_id"] == share["share_id"]
-    assert [m["content"] for m in store.shared(share["share_id"])["messages"]][-1] == "later"
+    assert [m["content"] for m in store.shared(share["share_id"])["messages"]][-2:] == ["later", "reply"]
     assert [s["share_id"] for s in store.list_shares(owner)] == [share["share_id"]]
 
 
 def test_share_leaves_out_other_branches_and_streaming_replies(store, owner, conversation):
-    first = store.begin_turn(owner, conversation["id"], "first", client_id=None, context_limit=10)
-    store.update_message(first.reply["id"], content="answer one", status="complete")
+    first, _ = turn(store, owner, conversation["id"], "first", "answer one")
     store.begin_turn(owner, conversation["id"], "edited", client_id=None, context_limit=10,
-                     edit_of=first.message["id"])  # its reply still streams
+                     edit_of=first["id"])  # its reply still streams
     share = store.share_conversation(owner, conversation["id"], None)
     assert [m["content"] for m in store.shared(share["share_id"])["messages"]] == ["edited"]
 
 
 def test_revoked_and_expired_shares_are_gone(store, owner, conversation):
-    store.add_message(owner, conversation["id"], "user", "hi")
+    fill(store, owner, conversation["id"], ["hi", "hello"])
     share = store.share_conversation(owner, conversation["id"], None)
     store.revoke_share(owner, share["share_id"])
     assert store.shared(share["share_id"]) is None and store.list_shares(owner) == []
@@ -155,10 +145,9 @@ def test_deleting_the_conversation_deletes_its_links(store, owner, conversation)
 
 
 def test_copy_share_makes_the_readers_own_conversation(store, owner, conversation):
-    store.add_message(owner, conversation["id"], "user", "question")
-    store.add_message(owner, conversation["id"], "assistant", "answer")
+    fill(store, owner, conversation["id"], ["question", "answer"])
     share = store.share_conversation(owner, conversation["id"], None)
-    reader = store.create_owner()
+    reader = new_owner(store)
     copy = store.copy_share(reader, share["share_id"])
     assert copy["message_count"] == 2 and store.get_active_conversation(reader) == copy["id"]
     assert [(m["role"], m["content"]) for m in store.active_path(reader, copy["id"])] == [
@@ -211,7 +200,7 @@ def test_team_store_other_owner_not_found(store, owner, conversation, call):
     ids = {"c": conversation["id"], "p": project["id"], "s": share["share_id"], "r": preset["id"]}
     before = (store.get_conversation(owner, conversation["id"]), store.list_projects(owner),
               store.list_shares(owner), store.list_presets(owner))
-    intruder = store.create_owner()
+    intruder = new_owner(store)
     with pytest.raises(NotFound):
         call(store, intruder, ids)
     assert before == (store.get_conversation(owner, conversation["id"]), store.list_projects(owner),

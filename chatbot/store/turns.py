@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from .rows import (
     _MESSAGE_COLUMNS,
     DEFAULT_TITLE,
+    NEW_CONVERSATION_SETTINGS,
     STATUSES,
     NotFound,
     _check_text,
@@ -175,7 +176,8 @@ class TurnQueries:
                 active = self.create_conversation(owner_id)["id"]
                 self.set_active_conversation(owner_id, active)
             return owner_id, self.get_conversation(owner_id, active)
-        return owner_id, {**conversation, "created_at": _iso(now), "updated_at": _iso(now), "message_count": 0}
+        return owner_id, {**conversation, **NEW_CONVERSATION_SETTINGS, "created_at": _iso(now), "updated_at": _iso(now),
+                          "message_count": 0}
 
     def message_page(self, owner_id: str, conversation_id: str, before_id: int | None, limit: int
                      ) -> tuple[list[dict], bool]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
+from .charts import ChartQueries
 from .conversations import ConversationQueries
 from .engine import Database, alembic_config, isolated_database
 from .imports import ImportQueries
@@ -31,8 +32,8 @@ from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(ImportQueries, ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries, TurnQueries,
-            UsageQueries, AccountQueries, MessageQueries, ConversationQueries, Database):
+class Store(ChartQueries, ImportQueries, ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries,
+            TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 

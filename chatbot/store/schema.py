@@ -97,6 +97,7 @@ usage_hourly = sa.Table(
     sa.Column("hour", UTCDateTime, primary_key=True),
     sa.Column("messages", sa.Integer, nullable=False),
     sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Index("ix_usage_hourly_hour", "hour"),  # the usage charts: every account's last 30 days
 )
 
 conversations = sa.Table(
@@ -151,6 +152,8 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # Children of a message (roots: parent NULL) of one conversation, oldest first: versions and switching.
     sa.Index("ix_messages_conversation_parent", "conversation_id", "parent_id", "id"),
+    # The usage charts: the replies of the last 30 days.
+    sa.Index("ix_messages_created_at", "created_at"),
     # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
     sa.UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
     # Ids are reply ids on the wire (resume, stop): SQLite must never hand a deleted id out again.

@@ -1,5 +1,6 @@
 """The team layer: conversation settings (instructions, temperature, reply length cap, reasoning effort), projects
-(a conversation in at most one), share links (snapshots of an active path) and named presets of settings.
+(a conversation in at most one), share links (snapshots of an active path), named presets of settings, and the
+indexes of the usage charts (replies and hourly usage by time).
 
 Revision ID: 0006
 Revises: 0004
@@ -76,3 +77,6 @@ def upgrade() -> None:
         op.create_foreign_key("fk_conversations_project_id", "conversations", "projects", ["project_id"], ["id"],
                               ondelete="SET NULL")
     op.create_index("ix_conversations_project_id", "conversations", ["project_id"])
+    # The usage charts read the last 30 days of replies and of hourly usage.
+    op.create_index("ix_messages_created_at", "messages", ["created_at"])
+    op.create_index("ix_usage_hourly_hour", "usage_hourly", ["hour"])

@@ -176,6 +176,17 @@ class TeamService:
         self.chat.conversations.changed(owner_id)
         return {"ok": True, "imported": len(made), "conversation_ids": made}
 
+    def usage(self) -> dict:
+        """Replies and tokens per UTC day over the last 30 days, per model and per account (for admins)."""
+        return self.store.usage_by_day()
+
+    def own_usage(self, user_id: str) -> dict:
+        """An account's own replies and tokens per UTC day over the last 30 days, and its daily token quota
+        (`daily_tokens`: None for no limit)."""
+        limit = self.store.get_user(user_id)["daily_token_limit"]
+        limit = self.settings["USER_DAILY_TOKENS"] if limit is None else limit
+        return {**self.store.usage_by_day(user_id=user_id), "daily_tokens": limit or None}
+
     # presets
 
     def list_presets(self, sid: str) -> dict:

@@ -23,6 +23,15 @@ from tests.test_browser import (  # noqa: F401  (fixtures and helpers of the cha
 pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 
+def recorded(page):
+    """A page that records every request and script error (CSP violations included), for assert_clean."""
+    page.requested, page.errors = [], []
+    page.on("request", lambda request: page.requested.append(request.url))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    return page
+
+
 def share_link(page) -> str:
     """Make the shown chat's link through the share dialog and return it."""
     page.locator("#share-open").click()
@@ -43,11 +52,7 @@ def test_shared_page_renders_hostile_output_inert_and_noindex(live_server, fake_
     # A stranger: a fresh context, no cookies.
     context = browser.new_context(color_scheme="dark", viewport={"width": 390, "height": 800})
     try:
-        reader = context.new_page()
-        reader.requested, reader.errors = [], []
-        reader.on("request", lambda request: reader.requested.append(request.url))
-        reader.on("pageerror", lambda error: reader.errors.append(str(error)))
-        reader.on("console", lambda msg: reader.errors.append(msg.text) if msg.type == "error" else None)
+        reader = recorded(context.new_page())
         response = reader.goto(url)
         assert response.status == 200 and response.headers["x-robots-tag"].startswith("noindex")
         expect(reader.locator('meta[name="robots"]')).to_have_attribute("content", re.compile("noindex"))
@@ -105,8 +110,10 @@ def test_a_chat_dragged_into_a_project_uses_its_instructions(live_server, fake_g
     page.locator("#conversation-list .conversation").first.drag_to(project)
     expect(project.locator(".project-chat")).to_have_count(1)
     send(page, "second question")
+    fake_groq.wait_for_requests(2)
+    expect(page.locator(".msg--user")).to_have_count(2)
     wait_final(page)
-    assert fake_groq.requests[-1]["messages"][0]["content"] == "Operator.\n\nCite the handbook."
+    assert fake_groq.requests[1]["messages"][0]["content"] == "Operator.\n\nCite the handbook."
     assert fake_groq.requests[0]["messages"][0]["content"] == "Operator."
     assert_clean(page, server)
 
@@ -116,10 +123,7 @@ def test_text_sent_while_a_new_chat_opens_goes_to_the_new_chat(live_server, fake
     the message must go to the new conversation, not to the one still on screen."""
     server = live_server()
     context = browser.new_context()
-    page = context.new_page()
-    page.requested, page.errors = [], []
-    page.on("request", lambda request: page.requested.append(request.url))
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page = recorded(context.new_page())
     wire = {"client": None, "holding": False, "held": []}
 
     def route(ws):
@@ -166,11 +170,7 @@ def test_admin_page_draws_the_usage_charts_from_its_own_origin(live_server, fake
 
     server = live_server(**ACCOUNTS, SIGNUP="open")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.requested, page.errors = [], []
-    page.on("request", lambda request: page.requested.append(request.url))
-    page.on("pageerror", lambda error: page.errors.append(str(error)))
-    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    page = recorded(context.new_page())
     fill_signup(page, server, "root")  # the first account: the admin
     connected(page)
     fake_groq.script(text="Counted.", usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12})

@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
+from chatbot.protocol import upstream_sentence
 from chatbot.providers.base import Delta, StreamOptions, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
 from fakes.groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
@@ -73,13 +74,6 @@ def test_openai_provider_sends_options(fake_groq):
     assert request["temperature"] == 0.3 and request["max_tokens"] == 77 and request["model"] == "other-model"
 
 
-def test_openai_provider_takes_a_conversations_options_but_no_reasoning_effort(fake_groq):
-    options = StreamOptions(temperature=1.2, reasoning_effort="high")
-    collect(provider_for(fake_groq, temperature=0.3, max_tokens=77).stream(MESSAGES, options=options))
-    (request,) = fake_groq.requests
-    assert (request["temperature"], request["max_tokens"]) == (1.2, 77) and "reasoning_effort" not in request
-
-
 @pytest.mark.parametrize(
     ("script", "code", "hint"),
     [
@@ -99,7 +93,7 @@ def test_openai_provider_maps_client_errors_without_retrying(fake_groq, script, 
     assert hint in error.detail
     assert len(fake_groq.requests) == 1
     if code != "invalid_message":
-        assert error.user_message == USER_MESSAGES[code]
+        assert upstream_sentence(error.code) == USER_MESSAGES[code]
 
 
 def test_openai_provider_maps_a_wrong_key(fake_groq):
@@ -261,3 +255,10 @@ def test_openai_provider_sends_its_body_without_the_sdk_transform(fake_groq, mon
     monkeypatch.setattr(completions, "maybe_transform", refuse)
     deltas, error = collect(provider_for(fake_groq).stream(MESSAGES))
     assert error is None and "".join(d.text for d in deltas) == fake_groq.last_text
+
+
+def test_openai_provider_takes_a_conversations_options_but_no_reasoning_effort(fake_groq):
+    options = StreamOptions(temperature=1.2, reasoning_effort="high")
+    collect(provider_for(fake_groq, temperature=0.3, max_tokens=77).stream(MESSAGES, options=options))
+    (request,) = fake_groq.requests
+    assert (request["temperature"], request["max_tokens"]) == (1.2, 77) and "reasoning_effort" not in request

@@ -11,8 +11,10 @@ from ..protocol import ChatError
 from ..providers.models import ALL_EFFORTS
 from ..store import PresetNameTaken
 from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
+from .conversations import ConversationService
 from .imports import parse_import
 from .rooms import owner_room
+from .starter import TurnStarter
 
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_RANGE = (1, 131072)
@@ -77,19 +79,19 @@ def share_path(share_id: str) -> str:
 
 
 class TeamService:
-    """Settings, projects, share links and presets of a session's sockets; shares the chat service's sockets and
-    store."""
+    """Settings, projects, share links, presets and imports of a session's sockets."""
 
-    def __init__(self, chat):
-        """Work through `chat` (a ChatService): its store, limiter, sockets and Socket.IO server."""
-        self.chat = chat
-        self.store, self.limiter, self.settings = chat.store, chat.limiter, chat.settings
+    def __init__(self, turns: TurnStarter, conversations: ConversationService):
+        """Work through `turns` (the store, limiter, sockets and Socket.IO server) and tell conversation list
+        changes through `conversations`."""
+        self.turns, self.conversations = turns, conversations
+        self.store, self.limiter, self.settings = turns.store, turns.limiter, turns.settings
 
     # conversation settings
 
     def update_conversation(self, sid: str, conversation_id: str, changes: dict) -> dict:
         """Set any of a conversation's settings and its project; every tab gets `conversation_updated`."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         conversation = self.store.update_conversation_settings(state.owner_id, conversation_id, changes)
         self._tell(state.owner_id, "conversation_updated", {"conversation": conversation})
@@ -99,11 +101,11 @@ class TeamService:
 
     def list_projects(self, sid: str) -> dict:
         """The session's projects, pinned first."""
-        return {"ok": True, "projects": self.store.list_projects(self.chat.state(sid).owner_id)}
+        return {"ok": True, "projects": self.store.list_projects(self.turns.state(sid).owner_id)}
 
     def create_project(self, sid: str, name: str, instructions: str) -> dict:
         """Create a project; every tab gets the new `projects` list."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         project = self._checked(lambda: self.store.create_project(state.owner_id, name, instructions))
         self._projects_changed(state.owner_id)
@@ -111,7 +113,7 @@ class TeamService:
 
     def update_project(self, sid: str, project_id: str, changes: dict) -> dict:
         """Rename, re-instruct or (un)pin a project; every tab gets the new `projects` list."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         if changes.pop("files", None):
             # Projects hold no files yet: every file id is an unknown one.
@@ -123,18 +125,18 @@ class TeamService:
 
     def delete_project(self, sid: str, project_id: str) -> dict:
         """Delete a project (its conversations stay, in no project); every tab gets both lists."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         self.store.delete_project(state.owner_id, project_id)
         self._projects_changed(state.owner_id)
-        self.chat.conversations.changed(state.owner_id)
+        self.conversations.changed(state.owner_id)
         return {"ok": True}
 
     # share links
 
     def share_conversation(self, sid: str, conversation_id: str, expires_at: datetime | None) -> dict:
         """Make (or refresh) the read-only link to a snapshot of a conversation's active path."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         if self.settings["SHARE_LINKS"] == "off":
             raise _invalid("Share links are turned off on this server.")
         self.limiter.action(state.owner_id)
@@ -143,12 +145,12 @@ class TeamService:
 
     def list_shares(self, sid: str) -> dict:
         """The session's live share links, newest first."""
-        shares = self.store.list_shares(self.chat.state(sid).owner_id)
+        shares = self.store.list_shares(self.turns.state(sid).owner_id)
         return {"ok": True, "shares": [{**share, "path": share_path(share["share_id"])} for share in shares]}
 
     def unshare(self, sid: str, share_id: str) -> dict:
         """Revoke a share link: its page answers 404 from now on."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         self.store.revoke_share(state.owner_id, share_id)
         return {"ok": True}
@@ -173,7 +175,7 @@ class TeamService:
             made = self.store.import_conversations(owner_id, imported)
         except ValueError as exc:
             raise _invalid(f"Nothing was imported: {exc}.") from None
-        self.chat.conversations.changed(owner_id)
+        self.conversations.changed(owner_id)
         return {"ok": True, "imported": len(made), "conversation_ids": made}
 
     def usage(self) -> dict:
@@ -191,11 +193,11 @@ class TeamService:
 
     def list_presets(self, sid: str) -> dict:
         """The session's presets by name."""
-        return {"ok": True, "presets": self.store.list_presets(self.chat.state(sid).owner_id)}
+        return {"ok": True, "presets": self.store.list_presets(self.turns.state(sid).owner_id)}
 
     def save_preset(self, sid: str, name: str, settings: dict, replace: bool) -> dict:
         """Keep settings under a name (replacing one of that name only when asked)."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         try:
             preset = self._checked(lambda: self.store.save_preset(state.owner_id, name, settings, replace=replace))
@@ -205,7 +207,7 @@ class TeamService:
 
     def delete_preset(self, sid: str, preset_id: str) -> dict:
         """Delete a preset."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         self.store.delete_preset(state.owner_id, preset_id)
         return {"ok": True}
@@ -226,4 +228,4 @@ class TeamService:
 
     def _tell(self, owner_id: str, event: str, payload: dict) -> None:
         """Emit to every socket of the session."""
-        self.chat.socketio.emit(event, payload, to=owner_room(owner_id))
+        self.turns.socketio.emit(event, payload, to=owner_room(owner_id))

@@ -1,5 +1,5 @@
-"""The team layer for a session's sockets: conversation settings, projects, share links and presets. Every change
-is told to every tab of the session; every id is the session's own or `not_found`."""
+"""The team layer for a session's sockets: conversation settings, projects, share links, presets, imports and the
+usage figures. Every change is told to every tab of the session; every id is the session's own or `not_found`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..model_families import ALL_EFFORTS
 from ..protocol import ChatError
-from ..providers.models import ALL_EFFORTS
 from ..store import PresetNameTaken
 from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
 from .conversations import ConversationService
@@ -19,7 +19,6 @@ from .starter import TurnStarter
 TEMPERATURE_RANGE = (0.0, 2.0)
 MAX_TOKENS_RANGE = (1, 131072)
 SHARE_DAYS_MAX = 365
-SHARE_LINKS = ("off", "signed_in", "public")
 
 
 def _invalid(sentence: str) -> ChatError:

@@ -5,7 +5,7 @@ that is not one of them, or is malformed anywhere, is refused with one sentence;
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import UTC, datetime
 
 from ..protocol import ChatError
@@ -93,10 +93,10 @@ def chatgpt_conversation(item: object, n: int) -> ImportedConversation:
     kept: dict[str, str | None] = {}  # node key -> the key of the message it hangs on (None: a root)
     conversation = ImportedConversation(title=str(item.get("title") or ""), created_at=_time(item.get("create_time")))
     # Breadth-first from the roots: parents come before children; a node in a cycle is never reached.
-    queue: list[tuple[str, str | None]] = [(key, None) for key in children[None]]
+    queue: deque[tuple[str, str | None]] = deque((key, None) for key in children[None])
     seen: set[str] = set()
     while queue:
-        key, above = queue.pop(0)
+        key, above = queue.popleft()
         if key in seen:
             continue
         seen.add(key)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..model_families import ALL_EFFORTS
+from ..offload import run_native
 from ..protocol import ChatError
 from ..store import PresetNameTaken
 from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
@@ -168,7 +169,7 @@ class TeamService:
         """Import every conversation of a ChatGPT or ChatbotWS export for the owner (all or nothing); every tab
         gets the new conversation list."""
         self.limiter.action(owner_id)
-        imported = parse_import(raw)
+        imported = run_native(parse_import, raw)  # a big file's parsing must not hold the event loop
         self.store.create_session(owner_id)  # a session whose page was loaded but whose socket never connected
         try:
             made = self.store.import_conversations(owner_id, imported)

@@ -6,6 +6,7 @@ shown in the panel)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,27 @@ def test_admin_page_draws_the_usage_charts_from_its_own_origin(live_server, fake
     expect(own.locator(".charts-status")).to_contain_text("Today: 12 tokens (no daily limit).")
     assert_clean(page, server)
     context.close()
+
+
+def test_import_of_a_chatgpt_export_from_the_sidebar(live_server, fake_groq, open_chat, tmp_path):
+    server = live_server()
+    page = open_chat(server)
+    export = Path(__file__).parent / "data" / "chatgpt_conversations.json"
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import-open").click()
+    chooser.value.set_files(str(export))
+    titles = page.locator("#conversation-list .conversation-title")
+    # Imported now, newest first by when each was started: the export's second chat, its first, then ours.
+    expect(titles).to_have_text(["Second", "Loquats and <b>tags</b>", "New chat"])
+    assert page.locator("#conversation-list b").count() == 0  # a title is text
+    expect(page.locator("#announcer")).to_contain_text("Imported 2 chats.")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"nope": 1}')
+    with page.expect_file_chooser() as chooser:
+        page.locator("#import-open").click()
+    chooser.value.set_files(str(bad))
+    expect(page.locator(".toast").last).to_contain_text("Nothing was imported")
+    expect(titles).to_have_count(3)
+    # Chromium logs the refused upload's 400 itself; nothing else may be there.
+    page.errors = [error for error in page.errors if "status of 400" not in error]
+    assert_clean(page, server)

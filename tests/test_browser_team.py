@@ -42,8 +42,9 @@ def share_link(page) -> str:
     return url.input_value()
 
 
-def test_shared_page_renders_hostile_output_inert_and_noindex(live_server, fake_groq, open_chat, browser):
-    server = live_server()
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_shared_page_renders_hostile_output_inert_and_noindex(live_server, fake_groq, open_chat, browser, async_mode):
+    server = live_server(async_mode)
     page = open_chat(server)
     fake_groq.script(text=HOSTILE_REPLY + "\n\n**strong words**")
     send(page, "be hostile <img src=x onerror=\"window.__pwned=1\">")

@@ -42,6 +42,7 @@ def test_chatgpt_export_keeps_branches_and_the_shown_path(store, owner):
 
 def test_our_own_export_comes_back_whole(store, owner):
     source = store.create_conversation(owner, "Round trip")
+    store.update_conversation_settings(owner, source["id"], {"instructions": "Be brief.", "temperature": 0.5})
     first, _ = turn(store, owner, source["id"], "first", "answer")
     store.begin_turn(owner, source["id"], "edited", client_id=None, context_limit=10, edit_of=first["id"])
     leaf, tree = store.tree(owner, source["id"])
@@ -55,6 +56,8 @@ def test_our_own_export_comes_back_whole(store, owner):
     assert {ids[k]: (None if v is None else ids[v]) for k, v in shape.items()} == {
         m["id"]: m["parent_id"] for m in copied}
     assert [m["content"] for m in store.active_path(owner, copy)] == ["edited", ""]
+    copied_conversation = store.get_conversation(owner, copy)
+    assert (copied_conversation["instructions"], copied_conversation["temperature"]) == ("Be brief.", 0.5)
 
 
 @pytest.mark.parametrize(("raw", "says"), [
@@ -69,6 +72,7 @@ def test_our_own_export_comes_back_whole(store, owner):
      "not before it"),
     (b'{"conversation": {}, "messages": [{"role": "user", "content": "x"}]}', "has no id"),
     (b'{"conversation": [], "messages": []}', "must be an object"),
+    (b'{"conversation": {"temperature": 7}, "messages": []}', "temperature must be a number from 0 to 2"),
 ])
 def test_malformed_files_are_refused_and_nothing_is_imported(store, owner, raw, says):
     with pytest.raises(ChatError) as refusal:

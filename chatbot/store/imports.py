@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from .rows import DEFAULT_TITLE, NotFound, _check_text, _clean_stream_text, _clean_title, _now, _valid_id, insert_row
 from .schema import conversations, messages, owners
+from .settings import check_settings
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ImportedConversation:
     messages: list[ImportedMessage] = field(default_factory=list)
     leaf: str | None = None
     created_at: datetime | None = None
+    settings: dict = field(default_factory=dict)  # instructions, temperature, max_tokens, reasoning_effort
 
 
 class ImportQueries:
@@ -56,7 +58,7 @@ class ImportQueries:
                     title = DEFAULT_TITLE
                 started = conversation.created_at or now
                 insert_row(conn, conversations, id=conversation_id, owner_id=owner_id, title=title,
-                           created_at=started, updated_at=now, model=None)
+                           created_at=started, updated_at=now, model=None, **check_settings(conversation.settings))
                 ids: dict[str, int] = {}
                 for message in conversation.messages:
                     if message.parent is not None and message.parent not in ids:

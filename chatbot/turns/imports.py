@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from ..protocol import ChatError
 from ..store.imports import ImportedConversation, ImportedMessage
+from ..store.settings import SETTING_NAMES
+from .settings import settings_changes
 
 IMPORT_MAX_BYTES = 50 * 1024 * 1024
 IMPORT_MAX_CONVERSATIONS = 5_000
@@ -125,6 +127,10 @@ def own_conversation(data: dict) -> ImportedConversation:
     if not isinstance(meta, dict) or not isinstance(rows, list):
         raise refused("the export's `conversation` must be an object and its `messages` a list.")
     conversation = ImportedConversation(title=str(meta.get("title") or ""), created_at=_time(meta.get("created_at")))
+    try:  # the conversation's settings come along, checked as update_conversation checks them
+        conversation.settings = settings_changes({name: meta[name] for name in SETTING_NAMES if name in meta})
+    except ChatError as exc:
+        raise refused(exc.message[0].lower() + exc.message[1:]) from None
     known: set[str] = set()
     for n, row in enumerate(sorted(rows, key=lambda r: r.get("id", 0) if isinstance(r, dict) else 0), 1):
         if not isinstance(row, dict) or isinstance(row.get("id"), bool) or not isinstance(row.get("id"), int):

@@ -3,65 +3,19 @@ usage figures. Every change is told to every tab of the session; every id is the
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..model_families import ALL_EFFORTS
 from ..offload import run_native
 from ..protocol import ChatError
 from ..store import PresetNameTaken
-from ..store.settings import INSTRUCTIONS_MAX, SETTING_NAMES
 from .conversations import ConversationService
 from .imports import parse_import
 from .rooms import owner_room
+from .settings import invalid
 from .starter import TurnStarter
 
-TEMPERATURE_RANGE = (0.0, 2.0)
-MAX_TOKENS_RANGE = (1, 131072)
 SHARE_DAYS_MAX = 365
-
-
-def _invalid(sentence: str) -> ChatError:
-    """The `invalid_message` refusal of a setting, with the one sentence that says what is accepted."""
-    return ChatError("invalid_message", sentence)
-
-
-def setting_value(name: str, value: Any) -> Any:
-    """One conversation setting checked against what the server accepts (None: back to the default)."""
-    if value is None:
-        return None
-    if name == "instructions":
-        if not isinstance(value, str) or "\x00" in value:
-            raise _invalid("Instructions must be text.")
-        if len(value) > INSTRUCTIONS_MAX:
-            raise _invalid(f"Instructions can be at most {INSTRUCTIONS_MAX:,} characters long.")
-        return value
-    if name == "temperature":
-        low, high = TEMPERATURE_RANGE
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or not low <= value <= high:
-            raise _invalid(f"Temperature must be a number from {low:g} to {high:g}.")
-        return float(value)
-    if name == "max_tokens":
-        low, high = MAX_TOKENS_RANGE
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _invalid(f"The reply length cap must be a whole number of tokens from {low} to {high:,}.")
-        return value
-    if value not in ALL_EFFORTS:
-        raise _invalid(f"Reasoning effort must be one of {', '.join(ALL_EFFORTS)}.")
-    return value
-
-
-def settings_changes(data: dict) -> dict:
-    """The settings (and `project_id`) an `update_conversation` payload sets: only the keys it names."""
-    changes = {name: setting_value(name, data[name]) for name in SETTING_NAMES if name in data}
-    if "project_id" in data:
-        project_id = data["project_id"]
-        if project_id is not None and not isinstance(project_id, str):
-            raise ChatError("not_found")
-        changes["project_id"] = project_id
-    return changes
 
 
 def expiry(days: Any) -> datetime | None:
@@ -69,7 +23,7 @@ def expiry(days: Any) -> datetime | None:
     if days is None:
         return None
     if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= SHARE_DAYS_MAX:
-        raise _invalid(f"A link's expiry must be from 1 to {SHARE_DAYS_MAX} days.")
+        raise invalid(f"A link's expiry must be from 1 to {SHARE_DAYS_MAX} days.")
     return datetime.now(UTC) + timedelta(days=days)
 
 
@@ -138,7 +92,7 @@ class TeamService:
         """Make (or refresh) the read-only link to a snapshot of a conversation's active path."""
         state = self.turns.state(sid)
         if self.settings["SHARE_LINKS"] == "off":
-            raise _invalid("Share links are turned off on this server.")
+            raise invalid("Share links are turned off on this server.")
         self.limiter.action(state.owner_id)
         share = self.store.share_conversation(state.owner_id, conversation_id, expires_at)
         return {"ok": True, **share, "path": share_path(share["share_id"])}
@@ -174,7 +128,7 @@ class TeamService:
         try:
             made = self.store.import_conversations(owner_id, imported)
         except ValueError as exc:
-            raise _invalid(f"Nothing was imported: {exc}.") from None
+            raise invalid(f"Nothing was imported: {exc}.") from None
         self.conversations.changed(owner_id)
         return {"ok": True, "imported": len(made), "conversation_ids": made}
 
@@ -202,7 +156,7 @@ class TeamService:
         try:
             preset = self._checked(lambda: self.store.save_preset(state.owner_id, name, settings, replace=replace))
         except PresetNameTaken:
-            raise _invalid("You already have a preset of that name. Pick another or replace it.") from None
+            raise invalid("You already have a preset of that name. Pick another or replace it.") from None
         return {"ok": True, "preset": preset}
 
     def delete_preset(self, sid: str, preset_id: str) -> dict:
@@ -220,7 +174,7 @@ class TeamService:
         try:
             return call()
         except ValueError as exc:
-            raise _invalid(f"That was refused: {exc}.") from None
+            raise invalid(f"That was refused: {exc}.") from None
 
     def _projects_changed(self, owner_id: str) -> None:
         """Tell every socket of the session its project list."""

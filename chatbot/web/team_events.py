@@ -10,7 +10,8 @@ from flask import request
 import chatbot.protocol as protocol
 
 from ..protocol import ChatError
-from ..turns.team import expiry, settings_changes
+from ..turns.settings import settings_changes
+from ..turns.team import expiry
 from .services import chat
 
 

@@ -245,7 +245,7 @@ def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
     """Factory: `live_server(**env)` starts the real server against the fake Groq and a fresh database."""
     servers: list[LiveServer] = []
 
-    def start(async_mode: str = "eventlet", start: bool = True, **env) -> LiveServer:
+    def start(async_mode: str = "gevent", start: bool = True, **env) -> LiveServer:
         settings = {
             "HOST": "127.0.0.1",
             "PORT": str(free_port()),

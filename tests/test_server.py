@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from chatbot.store import Store
-from tests.conftest import ROOT, SECRET, LiveServer, free_port
+from tests.conftest import ROOT, SECRET, LiveServer, free_port, wait_until
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -174,3 +175,59 @@ def test_server_holds_connections_made_while_it_starts(tmp_path, async_mode):
     finally:
         lock.close()
         server.stop()
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_sigterm_mid_reply_stores_its_text_so_far_and_exits_0(live_server, fake_groq, async_mode):
+    """`docker stop`: a reply still streaming when the grace period ends is stored as interrupted with its text so
+    far, every tab is told, and the process exits with 0."""
+    server = live_server(async_mode, SHUTDOWN_SECONDS="0.2")
+    client = LiveClient(server.url)
+    store = Store(server.env["DATABASE_URL"])
+    try:
+        session = client.wait("session_id")
+        fake_groq.script(tokens=200, hold_after=5)
+        ack = client.call("user_message", {"message": "stream until I stop"})
+        fake_groq.wait_streamed(5)
+        expected = "".join(f"tok{i} " for i in range(5))
+        client.wait("bot_delta", lambda d: client.text_of(ack["reply_id"]) == expected)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0, server.log()
+        final = client.final(ack["reply_id"])
+        assert final["finish_reason"] == "interrupted" and final["message"] == expected
+        stored = store.get_message(session["session_id"], ack["reply_id"])
+        assert (stored["status"], stored["content"]) == ("interrupted", expected)
+        assert "Traceback" not in server.log()
+    finally:
+        fake_groq.release()
+        client.close()
+        store.close()
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_sigterm_lets_a_reply_finish_and_refuses_new_work(live_server, fake_groq, async_mode):
+    """Within SHUTDOWN_SECONDS a streaming reply finishes whole; meanwhile no new connection or turn is taken."""
+    server = live_server(async_mode, SHUTDOWN_SECONDS="60")
+    client = LiveClient(server.url)
+    store = Store(server.env["DATABASE_URL"])
+    try:
+        session = client.wait("session_id")
+        fake_groq.script(tokens=20, hold_after=5)
+        ack = client.call("user_message", {"message": "finish me"})
+        fake_groq.wait_streamed(5)
+        server.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "SIGTERM: shutting down" in server.log(), what="the shutdown to begin")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.url + "/healthz", timeout=10)
+        refused = client.call("user_message", {"message": "one more", "conversation_id": ack["conversation_id"]})
+        assert refused["ok"] is False and refused["error"]["code"] in ("busy", "rate_limited")
+        fake_groq.release()
+        final = client.final(ack["reply_id"])
+        assert server.process.wait(30) == 0, server.log()
+        assert final["finish_reason"] == "stop" and final["message"] == fake_groq.last_text
+        stored = store.get_message(session["session_id"], ack["reply_id"])
+        assert (stored["status"], stored["content"]) == ("complete", fake_groq.last_text)
+    finally:
+        fake_groq.release()
+        client.close()
+        store.close()

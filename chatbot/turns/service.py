@@ -240,8 +240,16 @@ class ChatService:
         notice = getattr(self.provider, "notice", "")  # who answers and how to switch (demo, local model)
         return protocol.welcome(conversation_id, WELCOME + (f" ({notice})" if notice else ""))
 
+    def drain(self, seconds: float) -> int:
+        """Shutting down: refuse new turns, give the replies streaming here up to `seconds` to finish, then end the
+        rest as interrupted (their text so far stored and sent); return how many were interrupted."""
+        return self.pump.drain(seconds)
+
     def reserve(self, state: SocketState, conversation_id: str) -> None:
         """Claim the conversation for one reply, or refuse with busy / rate_limited."""
+        if self.pump.closing:
+            raise ChatError("rate_limited", "The server is restarting. Send your message again in a moment.",
+                            retry_after=2.0, kind="restarting")
         refused = self.replies.reserve(conversation_id, state.owner_id, self.settings["MAX_CONCURRENT_REPLIES"])
         if refused == "busy":
             # Only the owner may learn that a conversation is busy; anyone else gets not_found, as for any id.

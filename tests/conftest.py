@@ -44,6 +44,33 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
+def sql_ascii_database_url():
+    """A fresh Postgres database made as `initdb` under the C locale makes them (SQL_ASCII), dropped afterwards."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    import uuid
+
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from chatbot.store import normalize_url
+
+    parsed = sa.engine.make_url(normalize_url(url))
+    name = f"test_ascii_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(parsed, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+                             "TEMPLATE template0")
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
 def local_model():
     """Skip a test that needs the local model's runtime when it is not installed; under CI=true, fail instead."""
     from chatbot.providers.local import runtime_problem

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chatbot.store import Store, conversations, messages, owners
+from chatbot.store import Store, UnsupportedDatabase, conversations, messages, owners
 
 DATA = Path(__file__).parent / "data"
 OWNER, OTHER = "a" * 32, "b" * 32
@@ -100,5 +100,15 @@ def test_upgrade_refuses_a_legacy_version_it_does_not_know(database_url):
     try:
         with pytest.raises(RuntimeError, match="newer"):
             store.migrate()
+    finally:
+        store.close()
+
+
+def test_migrate_refuses_a_postgres_database_that_is_not_utf8_and_creates_nothing(sql_ascii_database_url):
+    store = Store(sql_ascii_database_url)
+    try:
+        with pytest.raises(UnsupportedDatabase, match="SQL_ASCII encoding; ChatbotWS needs UTF8"):
+            store.migrate()
+        assert sa.inspect(store.engine).get_table_names() == []
     finally:
         store.close()

@@ -100,6 +100,17 @@ def test_server_refuses_invalid_configuration_with_one_line(tmp_path, name, valu
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
+def test_server_refuses_a_sql_ascii_postgres_database_with_one_line(tmp_path, sql_ascii_database_url):
+    """A database made under the C locale (SQL_ASCII) used to crash start-up with a TypeError from the driver."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": sql_ascii_database_url,
+           "LLM_PROVIDER": "demo"}
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "configuration error: DATABASE_URL:" in lines[0] and "SQL_ASCII encoding; ChatbotWS needs UTF8" in lines[0]
+
+
 def test_server_production_requires_secret_key(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CHATBOT_ENV": "production",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "ASYNC_MODE": "threading"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .conversations import ConversationQueries
-from .engine import Database, alembic_config, isolated_database
+from .engine import Database, UnsupportedDatabase, alembic_config, isolated_database
 from .messages import MessageQueries
 from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
 from .schema import (
@@ -37,5 +37,5 @@ __all__ = [
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",
     "alembic_config", "conversations", "isolated_database", "messages", "metadata", "normalize_url", "owners",
-    "schema_version",
+    "schema_version", "UnsupportedDatabase",
 ]

@@ -1,5 +1,6 @@
-"""compose.yaml and deploy/nginx.conf as Compose and nginx read them: parsed with PyYAML (no Compose v2 here), and
-checked with `docker-compose config` where a Compose binary exists."""
+"""The deployment files as their tools read them: compose.yaml (PyYAML, and `docker-compose config` where a Compose
+binary exists; Compose v2 is not on every machine), deploy/nginx.conf, and the Dockerfile's structure. The image
+itself is built and run in tests/test_image.py."""
 
 from __future__ import annotations
 
@@ -87,3 +88,46 @@ def test_compose_config_passes_where_compose_exists(tmp_path):
     resolved = yaml.safe_load(result.stdout)
     assert resolved["services"]["app2"]["environment"]["ALLOWED_ORIGINS"] == "http://localhost:8080"
     assert resolved["services"]["app1"]["image"] == resolved["services"]["app2"]["image"]
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, arguments), continuation lines joined, comments dropped."""
+    lines, current = [], ""
+    for raw in (ROOT / "Dockerfile").read_text().splitlines():
+        if raw.lstrip().startswith("#") or not raw.strip():
+            continue
+        current += raw.rstrip().removesuffix("\\") + " " if raw.rstrip().endswith("\\") else raw.strip()
+        if not raw.rstrip().endswith("\\"):
+            keyword, _, rest = current.strip().partition(" ")
+            lines.append((keyword.upper(), " ".join(rest.split())))
+            current = ""
+    return lines
+
+
+def test_dockerfile_base_is_an_argument_of_both_stages_and_the_builder_has_a_workdir():
+    steps = dockerfile_instructions()
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
+    froms = [i for i, (keyword, _) in enumerate(steps) if keyword == "FROM"]
+    assert [steps[i][1] for i in froms] == ["${BASE_IMAGE} AS builder", "${BASE_IMAGE}"]
+    assert "WORKDIR" in [keyword for keyword, _ in steps[froms[0]:froms[1]]]
+
+
+def test_dockerfile_final_stage_copies_a_built_venv_and_leaves_no_wheels_behind():
+    steps = dockerfile_instructions()
+    final = steps[[i for i, (keyword, _) in enumerate(steps) if keyword == "FROM"][1]:]
+    copies = [rest for keyword, rest in final if keyword == "COPY" and rest.startswith("--from=")]
+    assert copies == ["--from=builder /opt/venv /opt/venv"]
+    assert not any("wheel" in rest or "pip install" in rest for keyword, rest in final if keyword == "RUN")
+    # The slow llama.cpp build comes before what changes often (requirements.txt, the code), for the layer cache.
+    text = [f"{keyword} {rest}" for keyword, rest in steps]
+    local = next(i for i, step in enumerate(text) if "requirements-local.txt" in step)
+    assert local < next(i for i, step in enumerate(text) if "COPY requirements.txt" in step)
+
+
+def test_dockerfile_healthcheck_probes_the_configured_port_and_the_app_runs_unprivileged():
+    steps = dict((keyword, rest) for keyword, rest in dockerfile_instructions() if keyword in ("HEALTHCHECK", "USER"))
+    check = steps["HEALTHCHECK"]
+    assert "CMD [" not in check  # shell form: $PORT is read when the probe runs, not fixed at build
+    assert "127.0.0.1:${PORT:-5000}/healthz" in check
+    assert steps["USER"] == "chatbot"
+    assert "--uid 10001" in (ROOT / "Dockerfile").read_text()

@@ -152,33 +152,34 @@ class Shutdown:
         self.finished = threading.Event()
 
     def install(self) -> None:
-        """Run `self.run` in a green thread when SIGTERM arrives (gevent or eventlet; threading keeps the default)."""
+        """Run `self.run` in a green thread when SIGTERM arrives (gevent or eventlet; threading keeps the default).
+
+        Not gevent's signal_handler: libev blocks the signal in the main thread only, so a SIGTERM the kernel hands
+        to another thread (llama.cpp's, the offload pool's) takes its default action, which for PID 1 in a container
+        is none at all. Python's own handler catches it in every thread and writes the signal's number to the
+        wake-up pipe, which a green thread waits on (a plain handler would run only at the loop's next wake-up).
+        """
+        import select
         import signal
 
-        if ASYNC_MODE == "gevent":
-            import gevent
+        from chatbot import socketio
 
-            gevent.signal_handler(signal.SIGTERM, self.run)
-        elif ASYNC_MODE == "eventlet":
-            import eventlet
-            from eventlet import hubs
+        if ASYNC_MODE not in ("gevent", "eventlet"):
+            return
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end)
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)  # the byte on the pipe does the work
 
-            # A Python signal handler runs, but the hub's next wake-up may be a minute away; Python also writes the
-            # signal's number to the wake-up pipe, which a green thread waits on, so the loop wakes at once.
-            read_end, write_end = os.pipe()
-            os.set_blocking(write_end, False)
-            signal.set_wakeup_fd(write_end)
-            signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        def watch() -> None:
+            """Wait (green: select is patched) for SIGTERM's byte on the wake-up pipe; ignore other signals'."""
+            while True:
+                select.select([read_end], [], [])
+                if signal.SIGTERM in os.read(read_end, 64):
+                    break
+            self.run()
 
-            def watch() -> None:
-                """Wait for SIGTERM's byte on the wake-up pipe (other signals' bytes are ignored)."""
-                while True:
-                    hubs.trampoline(read_end, read=True)
-                    if signal.SIGTERM in os.read(read_end, 64):
-                        break
-                self.run()
-
-            eventlet.spawn(watch)
+        socketio.start_background_task(watch)
 
     def run(self) -> None:
         """Shut down: no new connections, replies finished or interrupted, sockets closed, serve() returns."""

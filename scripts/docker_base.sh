@@ -48,6 +48,8 @@ trap 'rm -rf "$work"' EXIT
 if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
   debootstrap --variant=minbase "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
+  # No package lists or caches in the base layer (apt-get update fetches fresh lists when a build needs them).
+  rm -rf "$work/rootfs"/var/lib/apt/lists/* "$work/rootfs"/var/cache/apt/*.bin "$work/rootfs"/var/cache/apt/archives/*.deb
   tar -C "$work/rootfs" -c . | docker import - "$rootfs_tag" >/dev/null
   rm -rf "$work/rootfs"
 fi

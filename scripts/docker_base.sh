@@ -59,5 +59,6 @@ mkdir -p "$work/context/ca-certificates"
 cp scripts/docker_base.Dockerfile "$work/context/Dockerfile"
 if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$work/context/pip.conf"; else : >"$work/context/pip.conf"; fi
 cp /usr/local/share/ca-certificates/*.crt "$work/context/ca-certificates/" 2>/dev/null || true
-docker build --network host --build-arg BASE="$rootfs_tag" -t "$image" "$work/context"
+docker build --network host --build-arg BASE="$rootfs_tag" -t "$image" "$work/context" >"$work/build.log" 2>&1 \
+  || { tail -n 30 "$work/build.log" >&2; exit 1; }
 echo "docker_base: built the stand-in $image"

@@ -143,12 +143,12 @@ class Shutdown:
 
     def __init__(self, app) -> None:
         """Shut `app` down; serve() fills in its server (gevent) or listening socket (eventlet)."""
+        import threading  # patched by now: a green Event
+
         self.app = app
         self.server = None
         self.listener = None
         self.started = False
-        import threading  # patched by now: a green Event
-
         self.finished = threading.Event()
 
     def install(self) -> None:

@@ -141,11 +141,12 @@ class Shutdown:
     replies streaming here finish for SHUTDOWN_SECONDS and end the rest as interrupted (their text so far stored and
     sent), close every socket, and let serve() return so that the process exits with 0."""
 
-    def __init__(self, app) -> None:
-        """Shut `app` down; serve() fills in its server (gevent) or listening socket (eventlet)."""
+    def __init__(self, chat, settings) -> None:
+        """Shut down the app whose chat service is `chat`; serve() fills in its server (gevent) or listening socket
+        (eventlet)."""
         import threading  # patched by now: a green Event
 
-        self.app = app
+        self.chat, self.settings = chat, settings
         self.server = None
         self.listener = None
         self.started = False
@@ -188,10 +189,9 @@ class Shutdown:
         self.started = True
         from chatbot import socketio
 
-        settings = self.app.config
         print("chatbotws: SIGTERM: shutting down", file=sys.stderr, flush=True)
         self.stop_accepting()
-        interrupted = self.app.extensions["chatbot"].drain(settings["SHUTDOWN_SECONDS"])
+        interrupted = self.chat.drain(self.settings["SHUTDOWN_SECONDS"])
         # Every client gets a close frame now (and reconnects, to another process behind a load balancer).
         socketio.server.eio.disconnect()
         self.finished.set()  # eventlet's accept loop ends
@@ -224,6 +224,7 @@ def main() -> int:
     early = early_listener()
     from chatbot import create_app, socketio
     from chatbot.config import ConfigError
+    from chatbot.web.services import services
 
     try:
         app = create_app()
@@ -232,7 +233,7 @@ def main() -> int:
         return 2  # the early socket closes with the process
     raise_open_files_limit()
     settings = app.config
-    chat = app.extensions["chatbot"]
+    chat = services(app).chat
     socketio.start_background_task(chat.conversations.maintenance_loop)
     if settings["AUTH_MODE"] != "open":
         socketio.start_background_task(chat.logins.loop)  # sockets whose login ended go within a ping round
@@ -242,7 +243,7 @@ def main() -> int:
           f"({settings['ASYNC_MODE']}, {mode})", file=sys.stderr, flush=True)
     if getattr(provider, "reason", None):
         print(f"chatbotws: the offline demo answers because {provider.reason}", file=sys.stderr, flush=True)
-    shutdown = Shutdown(app)
+    shutdown = Shutdown(chat, settings)
     shutdown.install()
     serve(app, settings, early, shutdown)
     return 0

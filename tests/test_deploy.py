@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,3 +132,17 @@ def test_dockerfile_healthcheck_probes_the_configured_port_and_the_app_runs_unpr
     assert "127.0.0.1:${PORT:-5000}/healthz" in check
     assert steps["USER"] == "chatbot"
     assert "--uid 10001" in (ROOT / "Dockerfile").read_text()
+
+
+def test_nginx_accepts_the_configuration_where_nginx_exists(tmp_path):
+    """`nginx -t` on deploy/nginx.conf inside an http block, as the image's conf.d include puts it (the app names are
+    variables, so nothing is resolved here)."""
+    binary = shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if Path(path).exists()), None)
+    if binary is None:
+        pytest.skip("no nginx binary")
+    main = tmp_path / "nginx.conf"
+    main.write_text(f"pid {tmp_path / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\n"
+                    f"http {{\n    access_log off;\n    include {ROOT / 'deploy' / 'nginx.conf'};\n}}\n")
+    result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(main), "-e", "stderr"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr

@@ -10,7 +10,7 @@ from chatbot.config import ConfigError, load_settings
 def test_config_defaults(tmp_path):
     settings = load_settings(tmp_path, environ={})
     assert settings["PORT"] == 5000 and settings["HOST"] == "127.0.0.1"
-    assert settings["ASYNC_MODE"] == "eventlet"
+    assert settings["ASYNC_MODE"] == "gevent" and settings["SHUTDOWN_SECONDS"] == 3.0
     assert settings["GROQ_MODEL"] == "openai/gpt-oss-120b"
     assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'chatbot.db'}"
     assert settings["GROQ_API_KEY"] is None
@@ -37,7 +37,7 @@ def test_config_test_mapping_overrides_environment(tmp_path):
         ("GROQ_MODELS_TTL", "soon"), ("GROQ_REASONING_EFFORT", "max"), ("SHOW_REASONING", "sometimes"),
         ("AUTH_MODE", "everyone"), ("SIGNUP", "maybe"), ("AUTH_PROXY_HEADER", "X User"),
         ("AUTH_PROXY_TRUSTED", "proxy.local"), ("OIDC_ISSUER", "accounts.example.org"), ("USER_DAILY_TOKENS", "-5"),
-        ("RATE_LIMIT_SIGNIN", "often"), ("ARGON2_MEMORY_KIB", "1"),
+        ("RATE_LIMIT_SIGNIN", "often"), ("ARGON2_MEMORY_KIB", "1"), ("SHUTDOWN_SECONDS", "-1"),
     ],
 )
 def test_config_invalid_value_names_the_variable(tmp_path, name, value):
@@ -137,3 +137,16 @@ def test_config_single_sign_on_needs_accounts_mode(tmp_path):
         load_settings(tmp_path, environ=environ)
     settings = load_settings(tmp_path, environ={**environ, "AUTH_MODE": "accounts"})
     assert settings["OIDC_ISSUER"] == environ["OIDC_ISSUER"]
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, "public"), ({"AUTH_MODE": "accounts"}, "signed_in"), ({"AUTH_MODE": "proxy"}, "signed_in"),
+    ({"AUTH_MODE": "accounts", "SHARE_LINKS": "public"}, "public"), ({"SHARE_LINKS": "off"}, "off"),
+])
+def test_config_share_links_default_follows_the_sign_in_mode(tmp_path, environ, expected):
+    assert load_settings(tmp_path, environ=environ)["SHARE_LINKS"] == expected
+
+
+def test_config_share_links_for_signed_in_readers_need_sign_in(tmp_path):
+    with pytest.raises(ConfigError, match=r"^SHARE_LINKS=signed_in needs AUTH_MODE=accounts or proxy"):
+        load_settings(tmp_path, environ={"SHARE_LINKS": "signed_in"})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chatbot.store import Store, conversations, messages, owners
+from chatbot.store import Store, UnsupportedDatabase, conversations, messages, owners
 from tests.storekit import messages_of
 
 DATA = Path(__file__).parent / "data"
@@ -101,5 +101,44 @@ def test_upgrade_refuses_a_legacy_version_it_does_not_know(database_url):
     try:
         with pytest.raises(RuntimeError, match="newer"):
             store.migrate()
+    finally:
+        store.close()
+
+
+def test_team_revision_keeps_conversations_their_messages_and_search(database_url):
+    """0006 (the team layer) adds settings and a project to every conversation in place: rows, the message tree and
+    the search index stay, and old conversations read back with default settings."""
+    store = Store(database_url)
+    try:
+        store.migrate("0004")
+        owner = store.create_session()[0]
+        with store.engine.begin() as conn:  # the 0004 columns only: the current schema's insert would name new ones
+            conn.exec_driver_sql(
+                "INSERT INTO conversations (id, owner_id, title, created_at, updated_at) "
+                f"VALUES ('{'c' * 32}', '{owner}', 'Before teams', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+            conn.exec_driver_sql(
+                "INSERT INTO messages (conversation_id, role, content, status, created_at, updated_at) "
+                f"VALUES ('{'c' * 32}', 'user', 'zebra crossing', 'complete', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+        assert store.migrate() == store.migrate()
+        conversation = store.get_conversation(owner, "c" * 32)
+        assert conversation["message_count"] == 1 and conversation["project_id"] is None
+        assert conversation["instructions"] is None and conversation["temperature"] is None
+        assert [r["title"] for r in store.search(owner, "zebra")] == ["Before teams"]
+        project = store.create_project(owner, "After")
+        store.update_conversation_settings(owner, "c" * 32, {"project_id": project["id"], "temperature": 0.7})
+        store.delete_project(owner, project["id"])
+        assert store.get_conversation(owner, "c" * 32)["project_id"] is None
+        store.delete_conversation(owner, "c" * 32)  # foreign keys and search triggers still in place
+        assert store.search(owner, "zebra") == []
+    finally:
+        store.close()
+
+
+def test_migrate_refuses_a_postgres_database_that_is_not_utf8_and_creates_nothing(sql_ascii_database_url):
+    store = Store(sql_ascii_database_url)
+    try:
+        with pytest.raises(UnsupportedDatabase, match="SQL_ASCII encoding; ChatbotWS needs UTF8"):
+            store.migrate()
+        assert sa.inspect(store.engine).get_table_names() == []
     finally:
         store.close()

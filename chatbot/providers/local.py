@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
-from .base import Delta, ReplyStream, RetryCallback, StatusCallback, upstream_error
+from .base import NO_OPTIONS, Delta, ReplyStream, RetryCallback, StatusCallback, StreamOptions, upstream_error
 from .llama_params import amx_advertised, model_params
 from .roleplay import RolePlayGuard
 
@@ -315,7 +315,8 @@ class _LocalReplyStream(ReplyStream):
                                              **{**self._sampling, "max_tokens": room})
             try:
                 for chunk in chunks:
-                    self._decoded += 1
+                    if not chunk["choices"][0].get("finish_reason"):  # the last chunk only says why it ended
+                        self._decoded += 1
                     self._chunks.append(chunk)
                     self._bell.ring()
                     if self._closed or self._cancelled:  # stop: the token just decoded is the last one
@@ -377,12 +378,17 @@ class LocalProvider:
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages`; it waits for a free slot when iterated (there is only one model)."""
+        """Prepare one reply to `messages` with the conversation's temperature and length cap over the operator's
+        (and LOCAL_SYSTEM_PROMPT in place of the system message); it waits for a free slot when iterated (there is
+        only one model)."""
+        options = (options or NO_OPTIONS).over(self._sampling["temperature"], self._sampling["max_tokens"], None)
         messages = list(messages)
         if self._system_prompt and messages and messages[0].get("role") == "system":
             messages[0] = {**messages[0], "content": self._system_prompt}
-        return _LocalReplyStream(self._engine, messages, dict(self._sampling), on_status)
+        return _LocalReplyStream(self._engine, messages, {**self._sampling, "max_tokens": options.max_tokens,
+                                                          "temperature": options.temperature}, on_status)
 
     def models(self) -> list[dict]:
         """The one local model."""

@@ -2,7 +2,8 @@
 coalesced, gap-free `bot_delta`s, leaves checkpoints to the batched checkpointer, and writes the final state once.
 
 Stop has two routes: a stream running in this process is closed at once; one running elsewhere is flagged in the
-registry and closed by that process's pacer.
+registry and closed by that process's pacer. At shutdown (`drain`) the replies still streaming after a grace period
+end as `interrupted`, with their text so far stored and sent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import chatbot.protocol as protocol
 
 from ..protocol import ChatError
-from ..providers import UpstreamError
+from ..providers import StreamOptions, UpstreamError
 from ..providers.base import output_tokens_per_second
 from ..store.usage import reply_tokens
 from .checkpoints import Checkpointer, LiveReply
@@ -41,13 +42,15 @@ class StreamPump:
         self.checkpoints = Checkpointer(store, replies, socketio.start_background_task, socketio.sleep,
                                         settings["CHECKPOINT_SECONDS"])
         self.counters = {"replies_started": 0, "replies_finished": 0, "replies_failed": 0, "deltas_sent": 0}
+        self.closing = False  # shutting down: no new replies
+        self._interrupting = False  # the grace period is over: every stream here ends as interrupted
 
     def in_flight(self) -> int:
         """How many replies this process is streaming now."""
         return len(self._streams)
 
     def start(self, owner_id: str, reply: dict, conversation: dict, context: list[dict], model: str, *,
-              user_id: str | None = None) -> None:
+              user_id: str | None = None, options: StreamOptions | None = None) -> None:
         """Announce the reply (`bot_start`) and stream it with `model` in a background task (an account's usage
         is counted at its final write)."""
         self.replies.begin(reply["id"], reply["conversation_id"], owner_id)
@@ -56,7 +59,7 @@ class StreamPump:
         self.counters["replies_started"] += 1
         live = LiveReply(reply["id"], reply["conversation_id"], owner_id, user_id=user_id)
         self.socketio.start_background_task(self._run, live, {**reply, "model": model}, conversation, context,
-                                            time.monotonic())
+                                            time.monotonic(), options)
 
     def stop(self, reply_id: int) -> None:
         """Stop a reply wherever it streams: the flag for other processes, and at once if it streams here."""
@@ -64,6 +67,26 @@ class StreamPump:
         stream = self._streams.get(reply_id)
         if stream is not None:
             stream.close()
+
+    def unfinished(self) -> int:
+        """How many replies this process has started and not yet finished (stored and sent)."""
+        return self.counters["replies_started"] - self.counters["replies_finished"]
+
+    def drain(self, seconds: float, interrupt_wait: float = 5.0) -> int:
+        """Shutting down: let the replies streaming here finish for up to `seconds`, then close the rest, which end
+        as `interrupted` with their text so far (`interrupt_wait` bounds their final writes); return how many."""
+        self.closing = True
+        deadline = time.monotonic() + seconds
+        while self.unfinished() > 0 and time.monotonic() < deadline:
+            self.socketio.sleep(0.05)
+        left = self.unfinished()
+        self._interrupting = True
+        for stream in list(self._streams.values()):
+            stream.close()
+        deadline = time.monotonic() + interrupt_wait
+        while self.unfinished() > 0 and time.monotonic() < deadline:
+            self.socketio.sleep(0.02)
+        return left
 
     def _outbox(self, reply_id: int, room: str, event: str, kind: str) -> ReplyOutbox:
         """A coalescing outbox whose deltas are logged for resume and emitted to the room as `event`."""
@@ -75,7 +98,8 @@ class StreamPump:
 
         return ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
 
-    def _run(self, live: LiveReply, reply: dict, conversation: dict, context: list[dict], started: float) -> None:
+    def _run(self, live: LiveReply, reply: dict, conversation: dict, context: list[dict], started: float,
+             options: StreamOptions | None = None) -> None:
         """Relay one reply: coalesced reasoning and answer deltas to the room, then its final state."""
         reply_id, room = live.reply_id, conversation_room(live.conversation_id)
         status, finish, error, stream, first = "complete", None, None, None, None
@@ -90,8 +114,11 @@ class StreamPump:
         reasoning = self._outbox(reply_id, room, "bot_reasoning", "reasoning")
         gather = box.window > 0 and not self.provider.demo
         try:
-            stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status)
+            stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status,
+                                          options=options)
             self._streams[reply_id] = stream
+            if self._interrupting:
+                stream.close()  # started as the shutdown's grace period ended
             self.pacer.watch(box, stream, reasoning)
             self.checkpoints.track(live)
             deltas = iter(stream)
@@ -117,6 +144,8 @@ class StreamPump:
                     self.socketio.sleep(box.window)
             if self.replies.stop_requested(reply_id):
                 status, finish = "stopped", "stopped"
+            elif self._interrupting and stream.closed:
+                status, finish = "interrupted", "interrupted"
             else:
                 finish = stream.finish_reason or "stop"
         except UpstreamError as exc:

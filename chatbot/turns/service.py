@@ -28,24 +28,18 @@ from .logins import LoginWatch
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room, owner_room
-from .starter import WELCOME, TurnStarter, quota_error
+from .starter import WELCOME, TurnStarter, first_conversation_id, quota_error
+from .team import TeamService
 
 __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
 
 log = logging.getLogger("chatbot.chat")
-
-FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")  # the namespace of first_conversation_id
 
 # A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
 STALE_REPLY_SECONDS = 120.0
 
 
 
-
-def first_conversation_id(owner_id: str) -> str:
-    """The id of a new visitor's first conversation, derived from its owner's: every tab of that visitor, on any
-    process, shows the same one before it is stored. (Ids are owner-scoped: knowing one reveals nothing.)"""
-    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
 
 class ChatService:
     """Runs connections and turns for every socket of this process."""
@@ -65,6 +59,7 @@ class ChatService:
         self.show_reasoning = self.turns.show_reasoning
         self.conversations = ConversationService(self.turns, STALE_REPLY_SECONDS)
         self.branches = BranchService(self.turns)
+        self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
@@ -77,6 +72,11 @@ class ChatService:
     def replies_in_flight(self) -> int:
         """How many replies this process is streaming now."""
         return self.pump.in_flight()
+
+    def drain(self, seconds: float) -> int:
+        """Shutting down: refuse new turns, give the replies streaming here up to `seconds` to finish, then end the
+        rest as interrupted (their text so far stored and sent); return how many were interrupted."""
+        return self.pump.drain(seconds)
 
     def probes(self) -> dict[str, Callable[[], object]]:
         """What readiness checks: the database, and Redis when the reply registry lives there."""

@@ -4,6 +4,7 @@ ConversationService and LoginWatch all receive the one TurnStarter (none of them
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,14 +14,23 @@ from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import NotFound, Store
+from ..store.settings import turn_settings
 from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
-from .context import CONTEXT_MESSAGES, build_context
+from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
+
+FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")  # the namespace of first_conversation_id
+
+
+def first_conversation_id(owner_id: str) -> str:
+    """The id of a new visitor's first conversation, derived from its owner's: every tab of that visitor, on any
+    process, shows the same one before it is stored. (Ids are owner-scoped: knowing one reveals nothing.)"""
+    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
 
 
 class TurnStarter:
@@ -161,6 +171,9 @@ class TurnStarter:
 
     def reserve(self, state: SocketState, conversation_id: str) -> None:
         """Claim the conversation for one reply, or refuse with busy / rate_limited."""
+        if self.pump.closing:
+            raise ChatError("rate_limited", "The server is restarting. Send your message again in a moment.",
+                            retry_after=2.0, kind="restarting")
         refused = self.replies.reserve(conversation_id, state.owner_id, self.settings["MAX_CONCURRENT_REPLIES"])
         if refused == "busy":
             # Only the owner may learn that a conversation is busy; anyone else gets not_found, as for any id.
@@ -173,9 +186,12 @@ class TurnStarter:
     def start_reply(self, state: SocketState, turn: TurnStart) -> None:
         """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
         account's usage is counted at the reply's final write."""
-        context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
+        conversation, settings = turn_settings(turn.conversation)  # read in the turn's one transaction
+        context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
+                                self.settings["HISTORY_CHAR_BUDGET"])
+        self.pump.start(state.owner_id, turn.reply, conversation, context,
+                        conversation.get("model") or self.provider.model, user_id=state.user_id,
+                        options=stream_options(settings))
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 from ..protocol import ChatError
-from ..store import DEFAULT_TITLE
+from ..store.rows import DEFAULT_TITLE, NEW_CONVERSATION_SETTINGS
 from .rooms import owner_room
 from .starter import TurnStarter
 
@@ -16,8 +16,8 @@ log = logging.getLogger("chatbot.conversations")
 def unsaved_conversation(conversation_id: str) -> dict:
     """How a new visitor's conversation is listed before its row exists: empty, just made."""
     now = datetime.now(UTC).isoformat(timespec="microseconds")
-    return {"id": conversation_id, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now, "message_count": 0,
-            "model": None}
+    return {"id": conversation_id, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now, "model": None,
+            **NEW_CONVERSATION_SETTINGS, "message_count": 0}
 
 
 class ConversationService:

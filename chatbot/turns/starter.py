@@ -68,6 +68,15 @@ class TurnStarter:
             self.store.create_session(state.owner_id, state.conversation_id)
             self.mark_saved(state)
 
+    def save_owner(self, owner_id: str) -> None:
+        """Make sure an owner's rows exist (for an HTTP request such as an import): a new visitor with a tab on this
+        process gets the conversation that tab shows; otherwise the owner is made, or kept as it is."""
+        waiting = next((s for s in self.sockets.values() if s.unsaved and s.owner_id == owner_id), None)
+        if waiting is not None:
+            self.save(waiting)
+        else:
+            self.store.create_session(owner_id)
+
     def mark_saved(self, state: SocketState) -> None:
         """A new visitor's rows exist now: for every tab of this process showing its conversation."""
         for other in self.sockets.values():

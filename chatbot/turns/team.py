@@ -116,7 +116,7 @@ class TeamService:
     def continue_share(self, owner_id: str, share_id: str) -> dict:
         """Copy a live link's snapshot into a reader's own conversations (their active one from now); a session
         whose page was loaded but whose socket never connected is made first. NotFound when the link is not live."""
-        self.store.create_session(owner_id)  # kept as it is when it exists
+        self.turns.save_owner(owner_id)
         return self.store.copy_share(owner_id, share_id)
 
     def import_file(self, owner_id: str, raw: bytes) -> dict:
@@ -124,7 +124,7 @@ class TeamService:
         gets the new conversation list."""
         self.limiter.action(owner_id)
         imported = run_native(parse_import, raw)  # a big file's parsing must not hold the event loop
-        self.store.create_session(owner_id)  # a session whose page was loaded but whose socket never connected
+        self.turns.save_owner(owner_id)  # a session whose page was loaded but whose tabs never wrote
         try:
             made = self.store.import_conversations(owner_id, imported)
         except ValueError as exc:

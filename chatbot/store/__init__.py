@@ -4,8 +4,10 @@ Postgres, owner-scoped."""
 from __future__ import annotations
 
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
+from .chunks import ChunkQueries
 from .conversations import ConversationQueries
 from .engine import Database, alembic_config, isolated_database
+from .files import FileQueries, OffsetMismatch, StorageFull, UploadTooLong
 from .messages import MessageQueries
 from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
 from .schema import (
@@ -27,12 +29,13 @@ from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries, MessageQueries,
-            ConversationQueries, Database):
+class Store(FileQueries, ChunkQueries, SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries,
+            MessageQueries, ConversationQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 
 __all__ = [
+    "FileQueries", "OffsetMismatch", "StorageFull", "UploadTooLong",
     "LinkInvalid", "LoginState", "QuotaExceeded", "UsernameTaken", "reply_tokens", "users",
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",

@@ -150,6 +150,77 @@ messages = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Files (revision 0005). A blob is one owner's bytes (deduplicated by sha256 once complete) with what processing made
+# of them; a file is one upload of it by name; parts hold the bytes in pieces (BLOB on SQLite, bytea on Postgres).
+FILE_NAME_MAX = 200
+FILE_ERROR_MAX = 300
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=True),  # set when the upload is complete
+    sa.Column("length", sa.BigInteger, nullable=False),  # Upload-Length: what the client announced
+    sa.Column("received", sa.BigInteger, nullable=False),  # bytes stored so far (the tus offset)
+    sa.Column("size", sa.BigInteger, nullable=False),  # bytes counted against the owner's quota
+    sa.Column("status", sa.String(16), nullable=False),  # uploading, processing, ready, failed
+    sa.Column("kind", sa.String(16), nullable=True),  # image or document, once sniffed
+    sa.Column("mime", sa.String(100), nullable=True),
+    sa.Column("pages", sa.Integer, nullable=True),
+    sa.Column("text_chars", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(FILE_ERROR_MAX), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # NULLs are distinct on both backends: only complete uploads collide.
+    sa.UniqueConstraint("owner_id", "sha256", name="uq_blobs_owner_sha256"),
+    sa.Index("ix_blobs_status_updated", "status", "updated_at"),
+)
+blob_parts = sa.Table(
+    "blob_parts",
+    metadata,
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("name", sa.String(FILE_NAME_MAX), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # First attached to a message: from then on the file lives as long as a message carries it.
+    sa.Column("attached_at", UTCDateTime, nullable=True),
+    sa.Index("ix_files_owner_created", "owner_id", "created_at"),
+)
+file_chunks = sa.Table(
+    "file_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("page", sa.Integer, nullable=True),
+    sa.Column("heading", sa.String(200), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Index("ix_file_chunks_blob_n", "blob_id", "n"),
+)
+message_files = sa.Table(
+    "message_files",
+    metadata,
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file_id", sa.String(32), sa.ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_message_files_file", "file_id"),
+)
+# The excerpts a reply was given ([{n, file_id, name, page?, excerpt}]), kept beside it for history.
+message_sources = sa.Table(
+    "message_sources",
+    metadata,
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sources", sa.JSON, nullable=False),
+)
+
 # The hand-written migrations' version table: a database that has it is adopted by Alembic (store.engine).
 schema_version = sa.Table(
     "schema_version",

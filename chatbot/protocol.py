@@ -20,6 +20,11 @@ MESSAGES = {
     "model_unavailable": "The configured AI model is not available. The operator has been told.",
     "internal": "Something went wrong on our side.",
     "auth_required": "Please sign in first.",
+    "file_not_ready": "That file is not ready yet: wait until it has finished uploading and being read.",
+    "file_unsupported": "That file cannot be used here.",
+    "file_too_large": "That file is too large.",
+    "storage_full": "Your storage for files is full: delete some files first.",
+    "model_cannot_see": "This model cannot see pictures: pick a model that can, or remove the pictures.",
 }
 # The one sentence for an upstream that refused the conversation itself (HTTP 400): code invalid_message.
 UPSTREAM_REJECTED = "The AI service could not accept this conversation. Try a shorter or different message."

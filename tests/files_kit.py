@@ -150,3 +150,40 @@ def make_png_bomb(side: int = 10000) -> bytes:
 
 SVG_WITH_SCRIPT = (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
                    b'<script>alert(document.cookie)</script><rect width="10" height="10"/></svg>')
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def tus_metadata(name: str) -> str:
+    """An Upload-Metadata header naming the file."""
+    import base64
+
+    return "filename " + base64.b64encode(name.encode()).decode()
+
+
+def tus_create(client, length: int, name: str = "file.bin", headers: dict | None = None):
+    """POST /files; the response."""
+    return client.post("/files", headers={**TUS, "Upload-Length": str(length), "Upload-Metadata": tus_metadata(name),
+                                          **(headers or {})})
+
+
+def tus_patch(client, location: str, offset: int, body: bytes, headers: dict | None = None):
+    """PATCH one piece at `offset`; the response."""
+    return client.patch(location, data=body, headers={**TUS, "Upload-Offset": str(offset),
+                                                      "Content-Type": "application/offset+octet-stream",
+                                                      **(headers or {})})
+
+
+def tus_upload(client, data: bytes, name: str, headers: dict | None = None, pieces: int = 2) -> str:
+    """Create and send `data` in `pieces` PATCHes, as a resuming client would (HEAD before each); the file id."""
+    created = tus_create(client, len(data), name, headers)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    location = created.headers["Location"]
+    step = max(1, -(-len(data) // pieces))
+    for start in range(0, len(data), step):
+        offset = int(client.head(location, headers={**TUS, **(headers or {})}).headers["Upload-Offset"])
+        assert offset == start
+        answer = tus_patch(client, location, offset, data[start:start + step], headers)
+        assert answer.status_code == 204, answer.get_data(as_text=True)
+    return location.rsplit("/", 1)[1]

@@ -166,8 +166,10 @@ class FileQueries:
 
     def complete_upload(self, owner_id: str, file_id: str, sha256: str) -> dict:
         """Record a complete upload's hash. Same content already stored for the owner: the file is pointed at that
-        blob and this copy dropped. Returns the file's info; its status is `processing` when it still needs it."""
+        blob and this copy dropped. Returns the file's info, with `deduplicated` (True: nothing left to process)."""
         info = self.file_info(owner_id, file_id)
+        if info["status"] != "uploading":
+            return {**info, "deduplicated": True}
         with self._transaction() as conn:
             existing = conn.scalar(sa.select(blobs.c.id).where(
                 blobs.c.owner_id == owner_id, blobs.c.sha256 == sha256, blobs.c.id != info["blob_id"],
@@ -181,7 +183,7 @@ class FileQueries:
                                                     blobs.c.status == "failed").values(sha256=None))
                 conn.execute(sa.update(blobs).where(blobs.c.id == info["blob_id"])
                              .values(sha256=sha256, status="processing", updated_at=_now()))
-        return self.file_info(owner_id, file_id)
+        return {**self.file_info(owner_id, file_id), "deduplicated": existing is not None}
 
     def finish_document(self, blob_id: int, mime: str, pages: int | None, chunks: list) -> None:
         """A processed document: its type, pages and chunks (Chunk-like: n, text, page, heading); ready."""

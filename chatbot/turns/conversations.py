@@ -112,6 +112,7 @@ class ConversationService:
         # Accounts' usage older than the admin page shows, and one-time links long expired.
         self.store.delete_old_usage()
         self.store.delete_old_links()
+        self.store.expire_uploads(self.settings["UPLOAD_EXPIRY_HOURS"] * 3600)  # unfinished uploads
         return deleted
 
     def maintenance_loop(self) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
+from werkzeug.exceptions import ClientDisconnected
 
 from ..files.names import ascii_filename
 from ..protocol import MESSAGES, ChatError
@@ -156,6 +157,22 @@ def _number_header(name: str) -> int:
     return int(value)
 
 
+class _Body:
+    """The request body as a stream whose end comes early when the client goes away (what arrived is kept)."""
+
+    def __init__(self, stream):
+        """Wrap Werkzeug's input stream."""
+        self.stream = stream
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes; b"" at the end or once the client has disconnected."""
+        try:
+            return self.stream.read(size)
+        except (ClientDisconnected, OSError):
+            log.info("files PATCH client went away mid-body; what arrived is stored")
+            return b""
+
+
 @bp.route("/files", methods=["OPTIONS"], provide_automatic_options=False)
 def options():
     """What this tus server can do (no credentials needed)."""
@@ -213,7 +230,7 @@ def patch(file_id: str):
     if request.content_length is not None and offset + request.content_length > info["length"]:
         return _error("file_too_large", "This body goes past the upload's Upload-Length.", 413)
     try:
-        offset = service.append(owner_id, file_id, offset, request.stream, PART_BYTES)
+        offset = service.append(owner_id, file_id, offset, _Body(request.stream), PART_BYTES)
     except OffsetMismatch as exc:  # another request moved it meanwhile
         return _conflict(exc.offset)
     except UploadTooLong:

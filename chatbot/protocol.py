@@ -202,6 +202,21 @@ def before_id(payload: dict[str, Any]) -> int | None:
     return value
 
 
+def attachment_ids(payload: dict[str, Any]) -> list[str] | None:
+    """The optional `attachments` field of user_message and edit_message: distinct file ids (None when absent;
+    a malformed id cannot be anyone's file: not_found)."""
+    value = payload.get("attachments")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or len(value) > 100:
+        raise ChatError("invalid_message", "attachments must be a list of file ids.")
+    if len(set(value)) != len(value):
+        raise ChatError("invalid_message", "attachments names a file twice.")
+    if not all(_ID.match(item) for item in value):
+        raise ChatError("not_found", "That file does not exist (or is not yours).")
+    return value
+
+
 # ---- payload builders ------------------------------------------------------------------------------------------
 
 
@@ -225,6 +240,9 @@ def wire_message(message: dict, *, reasoning: bool = True) -> dict:
             data.pop("reasoning", None)
     if message.get("client_id"):
         data["client_id"] = message["client_id"]
+    for key in ("attachments", "sources"):  # files a user message carries; excerpts a reply was given
+        if message.get(key):
+            data[key] = message[key]
     return data
 
 
@@ -243,6 +261,8 @@ def final_message(message: dict, finish_reason: str | None, *, reasoning: bool =
             "usage": message.get("usage"), "model": message.get("model"), "speed": message.get("speed")}
     if reasoning and message.get("reasoning"):
         data["reasoning"] = message["reasoning"]
+    if message.get("sources"):
+        data["sources"] = message["sources"]
     return data
 
 

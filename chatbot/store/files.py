@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .rows import NotFound, _iso, _now, _seconds, _valid_id, _valid_message_id
-from .schema import FILE_ERROR_MAX, blob_parts, blobs, file_chunks, files, message_files, message_sources, messages
+from .schema import FILE_ERROR_MAX, blob_parts, blobs, file_chunks, files, message_files, messages
 
 PART_BYTES = 256 * 1024  # one stored piece: big enough to be few rows, small enough to hold one in memory
 
@@ -257,73 +257,28 @@ class FileQueries:
 
     # ---- attachments ---------------------------------------------------------------------------------------
 
-    def attach_files(self, owner_id: str, message_id: int, file_ids: list[str]) -> None:
-        """Link the owner's files to one of the owner's messages, in order (checked by the caller: ready)."""
+    def attach_files(self, owner_id: str, message_id: int, file_ids: list[str]) -> list[dict]:
+        """Link the owner's files to one of the owner's messages, in order, and put their descriptions on it
+        (`attachments`, read with the message); returns those descriptions. NotFound for a foreign file."""
         if not file_ids:
-            return
+            return []
         if not _valid_message_id(message_id):
             raise NotFound(message_id)
-        now = _now()
+        found = {info["id"]: info for info in self.files_info(owner_id, file_ids)}
+        if set(found) != set(file_ids):
+            raise NotFound(next(iter(set(file_ids) - set(found))))
+        described = [attachment_info(found[file_id]) for file_id in file_ids]
         with self._transaction() as conn:
-            owned = set(conn.scalars(sa.select(files.c.id).where(files.c.owner_id == owner_id,
-                                                                  files.c.id.in_(file_ids))))
-            if owned != set(file_ids):
-                raise NotFound(next(iter(set(file_ids) - owned)))
             conn.execute(sa.insert(message_files), [{"message_id": message_id, "file_id": file_id,
                                                      "position": position}
                                                     for position, file_id in enumerate(file_ids)])
             conn.execute(sa.update(files).where(files.c.id.in_(file_ids), files.c.attached_at.is_(None))
-                         .values(attached_at=now))
-
-    def message_attachments(self, owner_id: str, message_ids: list[int]) -> dict[int, list[dict]]:
-        """The files each of `message_ids` carries, in order: {message_id: [file info]} (messages without any are
-        left out)."""
-        ids = [message_id for message_id in message_ids if _valid_message_id(message_id)]
-        if not ids or not _valid_id(owner_id):
-            return {}
-        query = (sa.select(message_files.c.message_id, *_FILE_COLUMNS)
-                 .join(files, files.c.id == message_files.c.file_id)
-                 .join(blobs, blobs.c.id == files.c.blob_id)
-                 .where(message_files.c.message_id.in_(ids), files.c.owner_id == owner_id)
-                 .order_by(message_files.c.message_id, message_files.c.position))
-        found: dict[int, list[dict]] = {}
-        with self._transaction(write=False) as conn:
-            for row in conn.execute(query):
-                found.setdefault(row.message_id, []).append(_info(row))
-        return found
-
-    def conversation_files(self, owner_id: str, conversation_id: str, up_to: int | None = None) -> list[dict]:
-        """Every ready file the messages of one of the owner's conversations carry (up to message `up_to`), oldest
-        attachment first, each once."""
-        query = (sa.select(*_FILE_COLUMNS, message_files.c.message_id)
-                 .join(files, files.c.id == message_files.c.file_id)
-                 .join(blobs, blobs.c.id == files.c.blob_id)
-                 .join(messages, messages.c.id == message_files.c.message_id)
-                 .where(messages.c.conversation_id == conversation_id, files.c.owner_id == owner_id,
-                        blobs.c.status == "ready")
-                 .order_by(message_files.c.message_id, message_files.c.position))
-        if up_to is not None:
-            query = query.where(message_files.c.message_id <= up_to)
-        seen: dict[str, dict] = {}
-        with self._transaction(write=False) as conn:
-            for row in conn.execute(query):
-                seen.setdefault(row.id, {**_info(row), "message_id": row.message_id})
-        return list(seen.values())
+                         .values(attached_at=_now()))
+            conn.execute(sa.update(messages).where(messages.c.id == message_id).values(attachments=described))
+        return described
 
     def save_sources(self, message_id: int, sources: list[dict]) -> None:
-        """Keep the excerpts a reply was given beside it."""
-        if not sources:
-            return
-        with self._transaction() as conn:
-            conn.execute(sa.delete(message_sources).where(message_sources.c.message_id == message_id))
-            conn.execute(sa.insert(message_sources).values(message_id=message_id, sources=sources))
-
-    def message_sources(self, message_ids: list[int]) -> dict[int, list[dict]]:
-        """The sources kept with each of `message_ids` (read only for messages the caller already owns)."""
-        ids = [message_id for message_id in message_ids if _valid_message_id(message_id)]
-        if not ids:
-            return {}
-        with self._transaction(write=False) as conn:
-            return {row.message_id: row.sources for row in conn.execute(
-                sa.select(message_sources.c.message_id, message_sources.c.sources)
-                .where(message_sources.c.message_id.in_(ids)))}
+        """Keep the excerpts a reply was given on it (`sources`, read with the message)."""
+        if sources:
+            with self._transaction() as conn:
+                conn.execute(sa.update(messages).where(messages.c.id == message_id).values(sources=sources))

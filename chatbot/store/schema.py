@@ -140,6 +140,10 @@ messages = sa.Table(
     # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
     # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
     sa.Column("parent_id", sa.Integer, nullable=True),
+    # Files a user message carries ([{id, name, kind, mime, size, pages?}], revision 0005; message_files links them),
+    # and the excerpts a reply was given ([{n, file_id, name, page?, excerpt}]): read with the message, no join.
+    sa.Column("attachments", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("sources", sa.JSON(none_as_null=True), nullable=True),
     # One index answers "messages of a conversation in order", including "the newest n".
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # Children of a message (roots: parent NULL) of one conversation, oldest first: versions and switching.
@@ -213,13 +217,6 @@ message_files = sa.Table(
     sa.Column("position", sa.Integer, nullable=False),
     sa.Index("ix_message_files_file", "file_id"),
 )
-# The excerpts a reply was given ([{n, file_id, name, page?, excerpt}]), kept beside it for history.
-message_sources = sa.Table(
-    "message_sources",
-    metadata,
-    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("sources", sa.JSON, nullable=False),
-)
 
 # The hand-written migrations' version table: a database that has it is adopted by Alembic (store.engine).
 schema_version = sa.Table(
@@ -232,7 +229,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code", "model", "speed", "parent_id",
+    "finish_reason", "error_code", "model", "speed", "parent_id", "attachments", "sources",
 )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import chatbot.protocol as protocol
 from ..protocol import ChatError
 from ..store.turns import LAST_SEEN_EVERY, NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
+from .attachments import Attachments
 from .branches import BranchService
 from .context import CONTEXT_MESSAGES, build_context
 from .conversations import ConversationService
@@ -48,6 +49,7 @@ class ChatService:
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
         self.branches = BranchService(self)
         self.logins = LoginWatch(self)
+        self.attachments = Attachments(store, settings)
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -132,12 +134,16 @@ class ChatService:
 
     # ---- turns -------------------------------------------------------------------------------------------
 
-    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None) -> dict:
-        """Store a user message and start its reply in one transaction; returns the ack."""
+    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None,
+                     attachments: list[str] | None = None) -> dict:
+        """Store a user message (with the files it carries) and start its reply; returns the ack. Files are checked
+        before anything is stored (a refusal leaves nothing behind)."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
+        files = self.check_files(state, conversation_id, attachments)
         turn, ack = self.take_turn(sid, state, conversation_id, text, client_id)
         if turn is not None:
+            self.attachments.attach(state.owner_id, turn, files)
             self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                      "message": protocol.wire_message(turn.message)},
                                to=conversation_room(conversation_id), skip_sid=sid)
@@ -167,6 +173,13 @@ class ChatService:
         self.join_conversation(sid, state, conversation_id)
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
+
+    def check_files(self, state: SocketState, conversation_id: str, file_ids: list[str] | None) -> list[dict]:
+        """The files a message into `conversation_id` may carry (see Attachments.check); [] for none."""
+        if not file_ids:
+            return []
+        model = self.store.get_conversation(state.owner_id, conversation_id).get("model") or self.provider.model
+        return self.attachments.check(state.owner_id, file_ids, model)
 
     def begin_claimed(self, state: SocketState, conversation_id: str, begin) -> TurnStart:
         """Check the message limits and begin a turn in a conversation this socket has claimed (`begin(quota)`
@@ -255,8 +268,14 @@ class ChatService:
         """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
         account's usage is counted at the reply's final write."""
         context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
+        model = turn.conversation.get("model") or self.provider.model
+        # Excerpts of the documents the path carries, and the question's pictures; the excerpts sent are the
+        # reply's sources, kept with it for history.
+        context, sources = self.attachments.context(state.owner_id, turn.history, context, model)
+        if sources:
+            self.store.save_sources(turn.reply["id"], sources)
+        self.pump.start(state.owner_id, {**turn.reply, "sources": sources}, turn.conversation, context, model,
+                        user_id=state.user_id)
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

@@ -136,7 +136,8 @@ def on_user_message(payload=None):
     if session_id is not None and session_id != chat.state(request.sid).owner_id:
         raise ChatError("session_not_found")
     text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
-    ack = chat.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"), protocol.client_id(data))
+    ack = chat.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"), protocol.client_id(data),
+                            protocol.attachment_ids(data))
     log.info("event=user_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
              ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
     return ack
@@ -172,7 +173,8 @@ def on_edit_message(payload=None):
     """Sent when the user resends an edited message: a new version of it streams its own reply (the old stays)."""
     data = protocol.payload_dict(payload)
     text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
-    ack = service().branches.edit(request.sid, protocol.message_id(data), text, protocol.client_id(data))
+    ack = service().branches.edit(request.sid, protocol.message_id(data), text, protocol.client_id(data),
+                                  protocol.attachment_ids(data))
     log.info("event=edit_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
              ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
     return ack

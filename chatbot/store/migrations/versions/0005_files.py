@@ -1,5 +1,6 @@
 """Files: blobs (one owner's bytes, deduplicated by sha256), their parts, files (uploads by name), the chunk index
-of documents, the files a message carries, and the sources a reply was given.
+of documents, the files a message carries (links, and a copy on the message for reading), and the sources a reply
+was given.
 
 The chunk index uses the same full-text machinery as messages (0003): on SQLite an external-content FTS5 table
 kept in sync by triggers, on Postgres a generated tsvector column with a GIN index, with the same word splitting.
@@ -93,10 +94,8 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer, nullable=False),
     )
     op.create_index("ix_message_files_file", "message_files", ["file_id"])
-    op.create_table(
-        "message_sources",
-        sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("sources", sa.JSON, nullable=False),
-    )
+    # Plain ALTER TABLE ... ADD COLUMN (no batch): rebuilding messages on SQLite would drop its search triggers.
+    op.add_column("messages", sa.Column("attachments", sa.JSON(none_as_null=True), nullable=True))
+    op.add_column("messages", sa.Column("sources", sa.JSON(none_as_null=True), nullable=True))
     for statement in SQLITE_CHUNK_SEARCH if op.get_bind().dialect.name == "sqlite" else POSTGRES_CHUNK_SEARCH:
         op.execute(statement)

@@ -147,10 +147,9 @@ def test_attachments_and_conversation_deletion(store, owner):
     attached = upload(store, owner, b"attached doc")
     loose = upload(store, owner, b"never attached")
     message_id = _message(store, owner, conversation)
-    store.attach_files(owner, message_id, [attached["id"]])
-    found = store.message_attachments(owner, [message_id])
-    assert [info["id"] for info in found[message_id]] == [attached["id"]]
-    assert store.message_attachments(store.create_owner(), [message_id]) == {}
+    described = store.attach_files(owner, message_id, [attached["id"]])
+    assert described == [{"id": attached["id"], "name": "a.txt", "kind": None, "mime": None, "size": 12}]
+    assert store.get_message(owner, message_id)["attachments"] == described
     store.delete_conversation(owner, conversation)
     with pytest.raises(NotFound):
         store.file_info(owner, attached["id"])
@@ -202,4 +201,5 @@ def test_sources_kept_with_reply(store, owner):
     message_id = _message(store, owner, conversation)
     sources = [{"n": 1, "file_id": "a" * 32, "name": "x.pdf", "page": 3, "excerpt": "text"}]
     store.save_sources(message_id, sources)
-    assert store.message_sources([message_id]) == {message_id: sources}
+    assert store.get_message(owner, message_id)["sources"] == sources
+    assert store.active_path(owner, conversation)[-1]["sources"] == sources

@@ -10,25 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from chatbot.files.chunking import Chunk
-from chatbot.store import NotFound, OffsetMismatch, StorageFull, Store, UploadTooLong
+from chatbot.store import NotFound, OffsetMismatch, StorageFull, UploadTooLong
 from chatbot.store.schema import blob_parts, blobs, file_chunks
+from tests.storekit import new_owner, turn
 
 QUOTA = 10_000_000
-
-
-@pytest.fixture
-def store(database_url):
-    """A migrated Store on an empty database (SQLite, and Postgres when TEST_DATABASE_URL is set)."""
-    opened = Store(database_url)
-    opened.migrate()
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def owner(store):
-    """An owner id."""
-    return store.create_owner()
 
 
 def upload(store, owner, data: bytes, name: str = "a.txt", pieces: int = 2) -> dict:
@@ -68,7 +54,7 @@ def test_wrong_offset_and_too_long(store, owner):
 
 def test_foreign_and_unknown_ids_are_not_found(store, owner):
     """Another owner's file does not exist for you, on every query."""
-    stranger = store.create_owner()
+    stranger = new_owner(store)
     info = store.create_upload(owner, "a", 4, quota=QUOTA)
     for call in (lambda: store.file_info(stranger, info["id"]),
                  lambda: store.append_upload(stranger, info["id"], 0, b"ab"),
@@ -99,7 +85,7 @@ def test_same_content_stored_once_per_owner(store, owner):
     second = upload(store, owner, b"same content here", "two.txt")
     assert first["id"] != second["id"] and second["name"] == "two.txt"
     assert first["blob_id"] == second["blob_id"]
-    stranger = store.create_owner()
+    stranger = new_owner(store)
     assert upload(store, stranger, b"same content here")["blob_id"] != first["blob_id"]
     with store._transaction(write=False) as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(blobs).where(blobs.c.owner_id == owner)) == 1
@@ -135,9 +121,8 @@ def test_unfinished_uploads_expire(store, owner):
 
 
 def _message(store, owner, conversation_id, text="hello"):
-    """A stored user message in the conversation."""
-    message, _ = store.add_message(owner, conversation_id, "user", text)
-    return message["id"]
+    """A stored user message in the conversation (a finished turn, as the app writes it)."""
+    return turn(store, owner, conversation_id, text, "answer")[0]["id"]
 
 
 def test_attachments_and_conversation_deletion(store, owner):
@@ -161,7 +146,7 @@ def test_attachments_and_conversation_deletion(store, owner):
 
 def test_attach_foreign_file_refused(store, owner):
     """A message cannot carry another owner's file."""
-    stranger = store.create_owner()
+    stranger = new_owner(store)
     theirs = upload(store, stranger, b"their doc")
     conversation = store.create_conversation(owner)["id"]
     with pytest.raises(NotFound):
@@ -186,7 +171,7 @@ def test_best_chunks_by_full_text_owner_scoped(store, owner):
     assert store.file_info(owner, info["id"])["pages"] == 40
     best = store.best_chunks(owner, [info["blob_id"]], "What does the zebra017word page say?", limit=3)
     assert best[0]["page"] == 17 and "zebra017word" in best[0]["text"]
-    assert store.best_chunks(store.create_owner(), [info["blob_id"]], "zebra017word") == []
+    assert store.best_chunks(new_owner(store), [info["blob_id"]], "zebra017word") == []
     assert store.best_chunks(owner, [info["blob_id"]], "\"' OR * NEAR( -- ;") == []
     assert len(store.blob_chunks(owner, info["blob_id"])) == 40
     store.delete_file(owner, info["id"])
@@ -198,8 +183,8 @@ def test_best_chunks_by_full_text_owner_scoped(store, owner):
 def test_sources_kept_with_reply(store, owner):
     """A reply's sources are stored beside it and read back."""
     conversation = store.create_conversation(owner)["id"]
-    message_id = _message(store, owner, conversation)
+    reply_id = turn(store, owner, conversation, "question", "answer [1]")[1]["id"]
     sources = [{"n": 1, "file_id": "a" * 32, "name": "x.pdf", "page": 3, "excerpt": "text"}]
-    store.save_sources(message_id, sources)
-    assert store.get_message(owner, message_id)["sources"] == sources
+    store.save_sources(reply_id, sources)
+    assert store.get_message(owner, reply_id)["sources"] == sources
     assert store.active_path(owner, conversation)[-1]["sources"] == sources

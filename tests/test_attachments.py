@@ -178,3 +178,22 @@ def test_edit_keeps_or_changes_files(session, fake_groq):
                                               "attachments": []}, callback=True)
     me.final(dropped["reply_id"])
     assert excerpt_message(fake_groq.requests[-1]) == ""
+
+
+def test_export_carries_files_and_sources(session, fake_groq):
+    """JSON export: the files with their extracted text; Markdown: the attachments and sources listed."""
+    me = session()
+    file_id = me.upload(b"The secret word is pelican.", "word.txt", pieces=1)
+    fake_groq.script(text="Pelican [1].")
+    ack = me.send("What is the secret word?", attachments=[file_id])
+    me.final(ack["reply_id"])
+    conversation = ack["conversation_id"]
+    exported = me.http.get(f"/conversations/{conversation}/export.json", headers=me.auth).get_json()
+    assert exported["files"] == [{"id": file_id, "name": "word.txt", "kind": "document", "mime": "text/plain",
+                                  "size": 27, "text": "The secret word is pelican."}]
+    assert exported["messages"][0]["attachments"][0]["id"] == file_id
+    assert exported["messages"][1]["sources"][0]["name"] == "word.txt"
+    markdown = me.http.get(f"/conversations/{conversation}/export.md", headers=me.auth).get_data(as_text=True)
+    assert "- word.txt (text/plain, 27 bytes)" in markdown and "- [1] word.txt" in markdown
+    stranger = session()
+    assert stranger.http.get(f"/conversations/{conversation}/export.json", headers=stranger.auth).status_code == 404

@@ -11,7 +11,7 @@ import re
 import sqlalchemy as sa
 
 from .rows import _valid_id
-from .schema import blobs, file_chunks
+from .schema import blobs, file_chunks, files
 
 MAX_QUESTION_WORDS = 32
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both backends' tokenizers count as a word
@@ -63,3 +63,18 @@ class ChunkQueries:
                  .order_by(file_chunks.c.n))
         with self._transaction(write=False) as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def file_texts(self, owner_id: str, file_ids: list[str]) -> dict[str, str]:
+        """The extracted text of the owner's documents among `file_ids` (for export): {file_id: text}."""
+        wanted = [file_id for file_id in file_ids if _valid_id(file_id)]
+        if not wanted or not _valid_id(owner_id):
+            return {}
+        query = (sa.select(files.c.id, file_chunks.c.text)
+                 .join(file_chunks, file_chunks.c.blob_id == files.c.blob_id)
+                 .where(files.c.owner_id == owner_id, files.c.id.in_(wanted))
+                 .order_by(files.c.id, file_chunks.c.n))
+        texts: dict[str, list[str]] = {}
+        with self._transaction(write=False) as conn:
+            for row in conn.execute(query):
+                texts.setdefault(row.id, []).append(row.text)
+        return {file_id: "\n\n".join(parts) for file_id, parts in texts.items()}

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from ..store import NotFound
 from .access import auth_mode, current_login, current_user, login_required
 from .auth import set_login_cookie
+from .file_export import export_files, markdown_lines
 from .sessions import COOKIE_NAME
 
 bp = Blueprint("main", __name__)
@@ -127,7 +128,8 @@ def export(conversation_id: str, fmt: str):
         messages = [{**message, "reasoning": None} for message in messages]
     filename = f"conversation-{conversation_id[:8]}.{fmt}"
     if fmt == "json":
-        body = json.dumps({"conversation": conversation, "messages": messages}, ensure_ascii=False, indent=2)
+        body = json.dumps({"conversation": conversation, "messages": messages,
+                           "files": export_files(store, owner_id, messages)}, ensure_ascii=False, indent=2)
         mimetype = "application/json"
     else:
         body = to_markdown(conversation, messages)
@@ -149,7 +151,7 @@ def to_markdown(conversation: dict, messages: list[dict]) -> str:
             thinking = "\n".join(f"> {line}" if line else ">" for line in message["reasoning"].splitlines())
             out += ["> **Thinking** (the model's reasoning before it answered; not part of the answer)", ">",
                     thinking, ""]
-        out += [message["content"], ""]
+        out += [message["content"], "", *markdown_lines(message)]
     return "\n".join(out)
 
 

@@ -3,9 +3,11 @@
 
 /** The message composer at the bottom of the chat. */
 export class Composer {
-  /** Bind to the composer elements; `onSend(text)` and `onStop()` are called on user intent. */
-  constructor({ maxChars, onSend, onStop, announce }) {
+  /** Bind to the composer elements; `onSend(text)` and `onStop()` are called on user intent; `filesReady()` says
+   * whether every attached file has finished uploading and being read. */
+  constructor({ maxChars, onSend, onStop, announce, filesReady = () => true }) {
     this.maxChars = maxChars;
+    this.filesReady = filesReady;
     this.onSend = onSend;
     this.onStop = onStop;
     this.announce = announce;
@@ -52,7 +54,8 @@ export class Composer {
   canSend() {
     const { connected, streaming, sending } = this.state;
     const length = this.length();
-    return connected && !streaming && !sending && this.input.value.trim() !== "" && length <= this.maxChars;
+    return connected && !streaming && !sending && this.input.value.trim() !== "" && length <= this.maxChars
+      && this.filesReady();
   }
 
   /** Update connection/streaming/sending flags and refresh the controls. */

@@ -221,3 +221,31 @@ def test_partial_upload_survives_a_restart(make_app, socket_client, received):
     assert offset == 500
     assert tus_patch(http, location, offset, data[offset:], auth).status_code == 204
     assert ready(http, location.rsplit("/", 1)[1], auth)["pages"] == 2
+
+
+def test_accounts_cannot_reach_each_others_files(make_app):
+    """In accounts mode the signed-in cookie (with the page's CSRF token) uploads; another account gets 404 on
+    every verb, and a signed-out browser 401."""
+    from tests.accounts_kit import CHEAP_ARGON2, Browser
+
+    app = make_app(AUTH_MODE="accounts", SIGNUP="open", RATE_LIMIT_SIGNIN="1000/minute",
+                   RATE_LIMIT_SIGNIN_PER_IP="1000/minute", **CHEAP_ARGON2)
+
+    def signed_in(name: str) -> tuple[Browser, dict]:
+        web = Browser(app.test_client())
+        web.signup(name)
+        page = web.get("/").get_data(as_text=True)
+        return web, {"X-CSRFToken": page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]}
+
+    alice, alice_csrf = signed_in("alice")
+    bob, bob_csrf = signed_in("bob")
+    file_id = tus_upload(alice.client, b"alice's private notes", "notes.txt", alice_csrf, pieces=1)
+    ready(alice.client, file_id, {})
+    location = f"/files/{file_id}"
+    assert bob.client.head(location, headers=TUS).status_code == 404
+    assert tus_patch(bob.client, location, 0, b"x", bob_csrf).status_code == 404
+    assert bob.client.delete(location, headers={**TUS, **bob_csrf}).status_code == 404
+    assert bob.client.get(f"{location}/info").status_code == 404
+    assert bob.client.get(location).status_code == 404
+    assert app.test_client().get(location).status_code == 401
+    assert alice.client.get(location).data == b"alice's private notes"

@@ -187,3 +187,28 @@ def tus_upload(client, data: bytes, name: str, headers: dict | None = None, piec
         answer = tus_patch(client, location, offset, data[start:start + step], headers)
         assert answer.status_code == 204, answer.get_data(as_text=True)
     return location.rsplit("/", 1)[1]
+
+
+def make_pdf_bomb(inflated_mb: int = 200) -> bytes:
+    """A one-page PDF written by hand whose content stream inflates from a few hundred KB to `inflated_mb` MB."""
+    compressor = zlib.compressobj(9)
+    block = b" " * 2**20
+    stream = b"".join(compressor.compress(block) for _ in range(inflated_mb)) + compressor.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()

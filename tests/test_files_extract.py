@@ -46,6 +46,15 @@ def test_truncated_pdf_fails_cleanly(cut):
         assert sections
 
 
+def test_pdf_bomb_fails_cleanly():
+    """A content stream that would inflate to 200 MB is cut off by pypdf's caps: a clear failure, no text."""
+    bomb = files_kit.make_pdf_bomb(200)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(FileRejected) as caught:
+        extract(bomb, "application/pdf")
+    assert caught.value.message in (SCAN, extract_module.PDF_BOMB)
+
+
 def test_docx_keeps_headings_and_tables():
     """Paragraphs fall under their heading; a table's cells are read."""
     sections = extract(files_kit.make_docx(), DOCX_MIME)[0]

@@ -166,10 +166,11 @@ def test_photo_gps_stripped_and_served_inline(app, bearer):
     (files_kit.make_docx_bomb(200), "expands to far more"),
     (files_kit.make_encrypted_pdf(), "This PDF is password-protected."),
     (files_kit.make_pdf(3)[:300], "PDF"),
+    (files_kit.make_pdf_bomb(200), "PDF"),
 ])
 def test_hostile_files_fail_cleanly(app, bearer, data, error):
-    """SVG with script, a PNG bomb, a DOCX zip bomb, an encrypted and a truncated PDF end as failed files with
-    one sentence; nothing of them can be downloaded; the server goes on."""
+    """SVG with script, a PNG bomb, a DOCX zip bomb, an encrypted, a truncated PDF and a PDF bomb end as failed
+    files with one sentence; nothing of them can be downloaded; the server goes on."""
     http, auth = app.test_client(), bearer()
     file_id = tus_upload(http, data, "image.png", auth)
     info = ready(http, file_id, auth)

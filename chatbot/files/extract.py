@@ -25,6 +25,7 @@ SCAN = "No text in this PDF — it may be a scan."
 DAMAGED_PDF = "This PDF could not be read: it may be damaged or truncated."
 DAMAGED_DOCX = "This Word document could not be read: it may be damaged or truncated."
 BOMB = "This Word document expands to far more than its size: it was refused."
+PDF_BOMB = "This PDF expands to far more than its size: it was refused."
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _capped(sections: list[Section]) -> list[Section]:
 def extract_pdf(data: bytes) -> tuple[list[Section], int]:
     """One section per page with text, numbered from 1; encrypted (with a real password) or broken PDFs refused."""
     import pypdf
-    from pypdf.errors import FileNotDecryptedError, PyPdfError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
     # pypdf 7 caps what a stream may inflate to, and much more (its Configuration, ~75 MB each): a PDF bomb ends
     # as an error here, and the worker's memory limit covers the rest.
@@ -88,6 +89,8 @@ def extract_pdf(data: bytes) -> tuple[list[Section], int]:
             text = reader.pages[number].extract_text() or ""
         except FileNotDecryptedError:
             raise FileRejected(PASSWORD) from None
+        except LimitReachedError:  # a stream that inflates past pypdf's caps: a PDF bomb
+            raise FileRejected(PDF_BOMB) from None
         except Exception:  # one unreadable page (a broken font, a bad stream) does not spoil the others
             continue
         text = _tidy(text)

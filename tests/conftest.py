@@ -169,12 +169,12 @@ def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
 
     yield build
     for app in apps:
-        chat = app.extensions["chatbot"]
+        chat = app.extensions["chatbot"].chat
         # A reply a test left streaming finishes before its database goes away.
         deadline = time.monotonic() + 15
         while chat.counters["replies_started"] > chat.counters["replies_finished"] and time.monotonic() < deadline:
             time.sleep(0.01)
-        while app.extensions["chatbot_files"].in_flight and time.monotonic() < deadline:  # uploads being read
+        while app.extensions["chatbot"].files.in_flight and time.monotonic() < deadline:  # uploads being read
             time.sleep(0.01)
         chat.store.close()
 

@@ -64,6 +64,19 @@ class Attachments:
         """The files a stored message carries, as they stand now (for an edit that keeps them)."""
         return self.store.files_info(owner_id, [entry["id"] for entry in message.get("attachments") or []])
 
+    def export_files(self, owner_id: str, messages: list[dict]) -> list[dict]:
+        """Every file the messages carry, once, with its extracted text (documents), for the JSON export:
+        [{id, name, kind, mime, size, pages?, text?}]."""
+        described = {}
+        for message in messages:
+            for entry in message.get("attachments") or []:
+                described.setdefault(entry["id"], dict(entry))
+        texts = self.store.file_texts(owner_id, list(described)) if described else {}
+        for file_id, entry in described.items():
+            if file_id in texts:
+                entry["text"] = texts[file_id]
+        return list(described.values())
+
     def context(self, owner_id: str, history: list[dict], context: list[dict], model: str) -> tuple[list, list]:
         """A turn's request with its files: (messages, sources). The documents carried by the path so far give
         numbered excerpts (a system message before the question); the question's own pictures go with it as

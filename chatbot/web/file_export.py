@@ -1,21 +1,7 @@
-"""Files in conversation exports: the JSON export's `files` (metadata and extracted text) and the Markdown
-export's lists of attachments and sources."""
+"""Files in the Markdown export: a message's attachments and a reply's sources, listed (the JSON export's `files`
+come from the engine: Attachments.export_files)."""
 
 from __future__ import annotations
-
-
-def export_files(store, owner_id: str, messages: list[dict]) -> list[dict]:
-    """Every file the messages carry, once, with its extracted text (documents): [{id, name, kind, mime, size,
-    pages?, text?}]."""
-    described = {}
-    for message in messages:
-        for entry in message.get("attachments") or []:
-            described.setdefault(entry["id"], dict(entry))
-    texts = store.file_texts(owner_id, list(described))
-    for file_id, entry in described.items():
-        if file_id in texts:
-            entry["text"] = texts[file_id]
-    return list(described.values())
 
 
 def markdown_lines(message: dict) -> list[str]:

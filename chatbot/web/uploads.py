@@ -14,7 +14,7 @@ import logging
 import uuid
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from flask_wtf.csrf import ValidationError, validate_csrf
 from werkzeug.exceptions import ClientDisconnected
 
@@ -22,8 +22,8 @@ from ..files.names import ascii_filename
 from ..protocol import MESSAGES, ChatError
 from ..store import NotFound, OffsetMismatch, UploadTooLong
 from ..store.files import PART_BYTES, public_info
-from .access import auth_mode
-from .routes import _request_owner
+from .access import auth_mode, request_owner
+from .services import files as files_service
 
 bp = Blueprint("uploads", __name__)
 log = logging.getLogger("chatbot.uploads")
@@ -43,11 +43,6 @@ def init_uploads(app: Flask) -> None:
     """Register the blueprint; CSRF is checked here (cookie callers only), not by the app-wide form check."""
     app.register_blueprint(bp)
     app.extensions["csrf"].exempt(bp)
-
-
-def files_service():
-    """The app's upload service."""
-    return current_app.extensions["chatbot_files"]
 
 
 def _error(code: str, message: str | None = None, status: int | None = None, **headers) -> Response:
@@ -75,7 +70,7 @@ def tus_headers(response: Response) -> Response:
 def _owner() -> str:
     """The caller's owner id (bearer token or cookie); a cookie caller changing something must bring the CSRF
     token. ChatError auth_required otherwise."""
-    owner_id = _request_owner()
+    owner_id = request_owner()
     if owner_id is None:
         raise ChatError("auth_required", "Please sign in first (or send Authorization: Bearer <token>).")
     bearer = request.headers.get("Authorization", "").startswith("Bearer ")

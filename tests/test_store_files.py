@@ -35,6 +35,7 @@ def test_upload_in_pieces_reads_back_whole(store, owner):
     assert store.append_upload(owner, info["id"], 0, data[:1000]) == 1000
     assert store.file_info(owner, info["id"])["received"] == 1000
     assert store.append_upload(owner, info["id"], 1000, data[1000:]) == len(data)
+    assert store.file_info(owner, info["id"])["status"] == "processing"  # complete: reading it comes next
     assert b"".join(store.blob_bytes(info["blob_id"])) == data
     done = store.complete_upload(owner, info["id"], hashlib.sha256(data).hexdigest())
     assert done["status"] == "processing"

@@ -51,18 +51,24 @@ def test_upload_cut_mid_body_resumes(live_server, async_mode):
             answer = requests.head(server.url + location, headers={**TUS, **auth})
             return int(answer.headers["Upload-Offset"]) or None
 
-        # What the server stored of the cut body: whole pieces at least, never more than was sent.
-        resumed = wait_until(offset, what="bytes of the cut PATCH stored")
-        assert 0 < resumed <= 600_000
-        rest = requests.patch(server.url + location, data=data[resumed:],
-                              headers={**TUS, **auth, "Upload-Offset": str(resumed),
-                                       "Content-Type": "application/offset+octet-stream"})
-        assert rest.status_code == 204 and rest.headers["Upload-Offset"] == str(len(data))
+        def resume():
+            """What a tus client does: HEAD, then PATCH the rest from there; a 409 (the cut request was still
+            storing its last piece) means ask again."""
+            resumed = wait_until(offset, what="bytes of the cut PATCH stored")
+            assert 0 < resumed <= 600_000  # whole pieces at least, never more than was sent
+            rest = requests.patch(server.url + location, data=data[resumed:],
+                                  headers={**TUS, **auth, "Upload-Offset": str(resumed),
+                                           "Content-Type": "application/offset+octet-stream"})
+            assert rest.status_code in (204, 409)
+            return rest if rest.status_code == 204 else None
+
+        rest = wait_until(resume, what="the rest sent from the offset HEAD reported")
+        assert rest.headers["Upload-Offset"] == str(len(data))
         assert requests.get(server.url + "/healthz", timeout=5).ok  # answered while the worker reads the PDF
 
         def processed():
             info = requests.get(f"{server.url}{location}/info", headers=auth).json()
-            return info if info["status"] != "processing" else None
+            return info if info["status"] in ("ready", "failed") else None
 
         info = wait_until(processed, timeout=60, what="file processed")
         assert info["status"] == "ready" and info["pages"] >= 250

@@ -58,7 +58,7 @@ class FileService:
         info = self.store.file_info(owner_id, file_id)
         for piece in _pieces(stream, part_bytes):
             offset = self.store.append_upload(owner_id, file_id, offset, piece)
-        if offset == info["length"] and info["status"] == "uploading":
+        if offset == info["length"] and info["stored_status"] == "uploading":
             self.start_processing(owner_id, file_id)
         return offset
 

@@ -46,9 +46,13 @@ _FILE_COLUMNS = (files.c.id, files.c.name, files.c.blob_id, files.c.created_at, 
 
 
 def _info(row: sa.Row) -> dict:
-    """A file as the HTTP info and the wire show it (plus internal fields: blob_id, length, received, text_chars)."""
+    """A file as the HTTP info and the wire show it (plus internal fields: blob_id, length, received, text_chars,
+    and `stored_status`, the row's own: a complete upload not yet picked up for reading already shows as
+    `processing`)."""
+    status = "processing" if row.status == "uploading" and row.received == row.length else row.status
     info = {"id": row.id, "name": row.name, "kind": row.kind, "mime": row.mime,
-            "size": row.size if row.status == "ready" else row.length, "status": row.status,
+            "size": row.size if row.status == "ready" else row.length, "status": status,
+            "stored_status": row.status,
             "created_at": _iso(row.created_at), "blob_id": row.blob_id, "length": row.length,
             "received": row.received, "text_chars": row.text_chars}
     if row.pages is not None:
@@ -168,7 +172,7 @@ class FileQueries:
         """Record a complete upload's hash. Same content already stored for the owner: the file is pointed at that
         blob and this copy dropped. Returns the file's info, with `deduplicated` (True: nothing left to process)."""
         info = self.file_info(owner_id, file_id)
-        if info["status"] != "uploading":
+        if info["stored_status"] != "uploading":
             return {**info, "deduplicated": True}
         with self._transaction() as conn:
             existing = conn.scalar(sa.select(blobs.c.id).where(

@@ -71,8 +71,9 @@ def payload_dict(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def message_text(payload: dict[str, Any], max_chars: int) -> str:
-    """The `message` field: a non-blank string of valid Unicode, without control characters, within the limit."""
+def message_text(payload: dict[str, Any], max_chars: int, *, allow_blank: bool = False) -> str:
+    """The `message` field: a non-blank string of valid Unicode, without control characters, within the limit
+    (blank allowed with `allow_blank`: a message that carries files)."""
     text = payload.get("message")
     if not isinstance(text, str):
         raise ChatError("invalid_message", "The message must be text.")
@@ -82,7 +83,7 @@ def message_text(payload: dict[str, Any], max_chars: int) -> str:
         raise ChatError("invalid_message", "The message contains invalid characters.") from None
     if _CONTROL.search(text):
         raise ChatError("invalid_message", "The message contains control characters.")
-    if not text.strip():
+    if not text.strip() and not allow_blank:
         raise ChatError("invalid_message", "The message is empty.")
     if len(text) > max_chars:
         raise ChatError("message_too_long", f"That message is too long: the limit is {max_chars} characters.")

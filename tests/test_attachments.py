@@ -197,3 +197,27 @@ def test_export_carries_files_and_sources(session, fake_groq):
     assert "- word.txt (text/plain, 27 bytes)" in markdown and "- [1] word.txt" in markdown
     stranger = session()
     assert stranger.http.get(f"/conversations/{conversation}/export.json", headers=stranger.auth).status_code == 404
+
+
+def test_files_without_words(make_app, received, fake_groq):
+    """A message may be files alone: the request gives it a sentence and the picture; blank text without files is
+    still refused."""
+    from chatbot import socketio
+
+    app = make_app(VISION_MODELS=DEFAULT_MODEL)
+    me = Session(app, lambda: socketio.test_client(app), received)
+    assert me.send("   ")["error"]["code"] == "invalid_message"
+    file_id = me.upload(files_kit.make_png(), "screenshot.png")
+    fake_groq.script(text="A blue rectangle.")
+    ack = me.send("", attachments=[file_id])
+    assert ack["ok"] is True, ack
+    me.final(ack["reply_id"])
+    content = fake_groq.requests[-1]["messages"][-1]["content"]
+    assert content[0]["text"] == "(Sent without words: see the attached files.)"
+    assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    fake_groq.script(text="Still blue.")
+    later = me.send("And now?")
+    me.final(later["reply_id"])
+    earlier = fake_groq.requests[-1]["messages"][1]
+    assert earlier == {"role": "user", "content": "(Sent without words: see the attached files.)"}
+    me.client.disconnect()

@@ -10,6 +10,8 @@ from ..protocol import ChatError
 from .retrieval import choose_excerpts, excerpts_message
 
 RECENT_TURNS = 2  # earlier user messages whose words also choose excerpts
+# What the request says for a message sent with files and no text of its own.
+FILES_ONLY = "(Sent without words: see the attached files.)"
 
 
 class Attachments:
@@ -104,6 +106,9 @@ class Attachments:
             if excerpts:
                 context.insert(len(context) - 1, excerpts_message(excerpts))
                 sources = [excerpt.source() for excerpt in excerpts]
+        for index, message in enumerate(context):  # messages sent with files only get words
+            if message["role"] == "user" and not message["content"].strip():
+                context[index] = {"role": "user", "content": FILES_ONLY}
         pictures = [info for info in carried.get(question["id"], []) if info["kind"] == "image"] if question else []
         if pictures and self.can_see(model) and context[-1]["role"] == "user":
             parts = [{"type": "text", "text": context[-1]["content"]}]

@@ -83,6 +83,7 @@ const composer = new Composer({
   onStop: stopReply,
   announce,
   filesReady: () => tray.settled(),
+  hasFiles: () => tray.ready().length > 0,
 });
 
 const picker = new ModelPicker((model) => {

@@ -59,6 +59,18 @@ def session(app, socket_client, received):
     return lambda: Session(app, socket_client, received)
 
 
+@pytest.fixture
+def vision(make_app, received):
+    """A session of an app whose default model sees pictures (disconnected at the end)."""
+    from chatbot import socketio
+
+    app = make_app(VISION_MODELS=DEFAULT_MODEL)
+    me = Session(app, lambda: socketio.test_client(app), received)
+    yield me
+    if me.client.is_connected():
+        me.client.disconnect()
+
+
 def excerpt_message(request: dict) -> str:
     """The system message carrying the excerpts in an upstream request ('' when there is none)."""
     return next((m["content"] for m in request["messages"][1:] if m["role"] == "system"), "")
@@ -120,12 +132,9 @@ def test_picture_refused_for_a_model_that_cannot_see(session, fake_groq):
     assert me.events.of("history")[-1]["messages"] == []
 
 
-def test_picture_reaches_a_vision_model_without_gps(make_app, received, fake_groq):
+def test_picture_reaches_a_vision_model_without_gps(vision, fake_groq):
     """A vision model gets the picture as an image_url part, re-encoded: no EXIF, no GPS."""
-    from chatbot import socketio
-
-    app = make_app(VISION_MODELS=DEFAULT_MODEL)
-    me = Session(app, lambda: socketio.test_client(app), received)
+    me = vision
     file_id = me.upload(files_kit.make_jpeg_with_gps(), "photo.jpg")
     fake_groq.script(text="A red square.")
     ack = me.send("What is in this photo?", attachments=[file_id])
@@ -139,7 +148,6 @@ def test_picture_reaches_a_vision_model_without_gps(make_app, received, fake_gro
     assert not Image.open(io.BytesIO(data)).getexif() and b"SpyCam" not in data
     assert me.events.wait("history")  # the echo and history carry it as an attachment
     assert me.send("Thanks")["ok"] is True
-    me.client.disconnect()
 
 
 def test_strangers_unready_failed_and_too_many(session, app, fake_groq):
@@ -199,13 +207,10 @@ def test_export_carries_files_and_sources(session, fake_groq):
     assert stranger.http.get(f"/conversations/{conversation}/export.json", headers=stranger.auth).status_code == 404
 
 
-def test_files_without_words(make_app, received, fake_groq):
+def test_files_without_words(vision, fake_groq):
     """A message may be files alone: the request gives it a sentence and the picture; blank text without files is
     still refused."""
-    from chatbot import socketio
-
-    app = make_app(VISION_MODELS=DEFAULT_MODEL)
-    me = Session(app, lambda: socketio.test_client(app), received)
+    me = vision
     assert me.send("   ")["error"]["code"] == "invalid_message"
     file_id = me.upload(files_kit.make_png(), "screenshot.png")
     fake_groq.script(text="A blue rectangle.")
@@ -220,4 +225,3 @@ def test_files_without_words(make_app, received, fake_groq):
     me.final(later["reply_id"])
     earlier = fake_groq.requests[-1]["messages"][1]
     assert earlier == {"role": "user", "content": "(Sent without words: see the attached files.)"}
-    me.client.disconnect()

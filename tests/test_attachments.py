@@ -225,3 +225,21 @@ def test_files_without_words(vision, fake_groq):
     me.final(later["reply_id"])
     earlier = fake_groq.requests[-1]["messages"][1]
     assert earlier == {"role": "user", "content": "(Sent without words: see the attached files.)"}
+
+
+def test_picker_marks_vision_models_and_picking_one_lets_pictures_through(session, fake_groq):
+    """list_models says which models see; after picking one for the conversation, the refused picture goes."""
+    me = session()
+    models = {m["id"]: m["vision"] for m in me.client.emit("list_models", {}, callback=True)["models"]}
+    assert models["qwen/qwen3.6-27b"] is True and models[DEFAULT_MODEL] is False
+    file_id = me.upload(files_kit.make_png(), "chart.png")
+    assert me.send("What does the chart show?", attachments=[file_id])["error"]["code"] == "model_cannot_see"
+    conversation = me.events.wait("history")["conversation_id"]
+    assert me.client.emit("set_model", {"conversation_id": conversation, "model": "qwen/qwen3.6-27b"},
+                          callback=True)["ok"] is True
+    fake_groq.script(text="Bars going up.")
+    ack = me.send("What does the chart show?", attachments=[file_id])
+    assert ack["ok"] is True, ack
+    me.final(ack["reply_id"])
+    assert fake_groq.requests[-1]["model"] == "qwen/qwen3.6-27b"
+    assert fake_groq.requests[-1]["messages"][-1]["content"][1]["type"] == "image_url"

@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 from ..protocol import ChatError
 from ..store import StorageFull
+from ..store.files import PART_BYTES, public_info
 from .errors import FileRejected
 from .names import sanitize_filename
 from .process import analyze_bounded
@@ -52,7 +53,21 @@ class FileService:
             self.start_processing(owner_id, info["id"])
         return info
 
-    def append(self, owner_id: str, file_id: str, offset: int, stream: BinaryIO, part_bytes: int) -> int:
+    def info(self, owner_id: str, file_id: str) -> dict:
+        """One of the owner's files with its upload state (store NotFound otherwise)."""
+        return self.store.file_info(owner_id, file_id)
+
+    @staticmethod
+    def public(info: dict) -> dict:
+        """What clients see of a file: {id, name, kind, mime, size, status, pages?, error?}."""
+        return public_info(info)
+
+    def delete(self, owner_id: str, file_id: str) -> None:
+        """Delete one of the owner's files (an unfinished upload too) and its bytes."""
+        self.store.delete_file(owner_id, file_id)
+
+    def append(self, owner_id: str, file_id: str, offset: int, stream: BinaryIO,
+               part_bytes: int = PART_BYTES) -> int:
         """Store what `stream` holds at `offset`, piece by piece (never the whole body in memory); the new offset.
         Pieces stored before the client went away stay stored. Starts processing when the upload is complete."""
         info = self.store.file_info(owner_id, file_id)

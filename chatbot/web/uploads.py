@@ -21,7 +21,6 @@ from werkzeug.exceptions import ClientDisconnected
 from ..files.names import ascii_filename
 from ..protocol import MESSAGES, ChatError
 from ..store import NotFound, OffsetMismatch, UploadTooLong
-from ..store.files import PART_BYTES, public_info
 from .access import auth_mode, request_owner
 from .services import files as files_service
 
@@ -202,7 +201,7 @@ def create():
 @_guarded
 def head(file_id: str):
     """The upload's offset and length (resume from here)."""
-    info = files_service().store.file_info(_owner(), file_id)
+    info = files_service().info(_owner(), file_id)
     response = Response(status=200)
     response.headers.update({"Upload-Offset": str(info["received"]), "Upload-Length": str(info["length"]),
                              "Cache-Control": "no-store"})
@@ -216,7 +215,7 @@ def patch(file_id: str):
     _check_version()
     owner_id = _owner()
     service = files_service()
-    info = service.store.file_info(owner_id, file_id)  # 404 before anything else is said about the id
+    info = service.info(owner_id, file_id)  # 404 before anything else is said about the id
     if request.mimetype != OFFSET_TYPE:
         return _error("invalid_message", f"PATCH bodies must be {OFFSET_TYPE}.", 415)
     offset = _number_header("Upload-Offset")
@@ -225,7 +224,7 @@ def patch(file_id: str):
     if request.content_length is not None and offset + request.content_length > info["length"]:
         return _error("file_too_large", "This body goes past the upload's Upload-Length.", 413)
     try:
-        offset = service.append(owner_id, file_id, offset, _Body(request.stream), PART_BYTES)
+        offset = service.append(owner_id, file_id, offset, _Body(request.stream))
     except OffsetMismatch as exc:  # another request moved it meanwhile
         return _conflict(exc.offset)
     except UploadTooLong:
@@ -241,7 +240,7 @@ def delete(file_id: str):
     """Termination: the upload (or file) and its bytes are gone."""
     _check_version()
     owner_id = _owner()
-    files_service().store.delete_file(owner_id, file_id)
+    files_service().delete(owner_id, file_id)
     log.info("files delete file=%s session=%s", file_id[:8], owner_id[:8])
     return Response(status=204)
 
@@ -250,7 +249,8 @@ def delete(file_id: str):
 @_guarded
 def info(file_id: str):
     """The file's status: {id, name, kind, mime, size, status, pages?, error?}."""
-    return jsonify(public_info(files_service().store.file_info(_owner(), file_id)))
+    service = files_service()
+    return jsonify(service.public(service.info(_owner(), file_id)))
 
 
 @bp.get("/files/<file_id>")

@@ -28,6 +28,7 @@ from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room, owner_room
 from .starter import WELCOME, TurnStarter, quota_error
+from .team import TeamService
 
 __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
 
@@ -56,6 +57,7 @@ class ChatService:
         self.show_reasoning = self.turns.show_reasoning
         self.conversations = ConversationService(self.turns, STALE_REPLY_SECONDS)
         self.branches = BranchService(self.turns)
+        self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
         self.attachments = self.turns.attachments
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).

@@ -226,6 +226,7 @@ message_files = sa.Table(
     sa.Column("file_id", sa.String(32), sa.ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Index("ix_message_files_file", "file_id"),
+)
 
 PROJECT_NAME_MAX = 100
 PRESET_NAME_MAX = 100

@@ -7,7 +7,7 @@ from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .charts import ChartQueries
 from .chunks import ChunkQueries
 from .conversations import ConversationQueries
-from .engine import Database, alembic_config, isolated_database
+from .engine import Database, UnsupportedDatabase, alembic_config, isolated_database
 from .files import FileQueries, OffsetMismatch, StorageFull, UploadTooLong
 from .imports import ImportQueries
 from .messages import MessageQueries
@@ -46,5 +46,5 @@ __all__ = [
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",
     "alembic_config", "conversations", "isolated_database", "messages", "metadata", "normalize_url", "owners",
-    "schema_version", "PresetNameTaken", "TurnSettings",
+    "schema_version", "PresetNameTaken", "TurnSettings", "UnsupportedDatabase",
 ]

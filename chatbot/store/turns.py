@@ -34,6 +34,16 @@ from .schema import MESSAGE_FIELDS, conversations, messages, owners, users
 from .settings import TURN_SETTING_COLUMNS, WITH_PROJECT, setting_fields
 from .tree import active_leaf, add_versions, read_path
 
+# The namespace of first_conversation_id.
+FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")
+
+
+def first_conversation_id(owner_id: str) -> str:
+    """The id of an owner's first conversation, derived from the owner's: a new visitor's tabs (on any process) show
+    it before its rows exist, and whatever writes them first makes that one. (Ids are owner-scoped: knowing one
+    reveals nothing.)"""
+    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
+
 
 @dataclass
 class TurnStart:
@@ -156,14 +166,14 @@ class TurnQueries:
         return OwnerState(owner_id, row.last_seen_at, row.id, page, more, user)
 
     def create_session(self, owner_id: str | None = None, conversation_id: str | None = None) -> tuple[str, dict]:
-        """A new owner (the given id, or a fresh one) with one empty, active conversation (the given id, or a fresh
-        one): (owner id, conversation)."""
+        """A new owner (the given id, or a fresh one) with one empty, active conversation (the given id, or the
+        owner's first_conversation_id): (owner id, conversation)."""
         owner_id = owner_id or uuid.uuid4().hex
         if not _valid_id(owner_id) or (conversation_id is not None and not _valid_id(conversation_id)):
             raise ValueError("owner and conversation ids must be 32 lowercase hex characters")
         now = _now()
-        conversation = {"id": conversation_id or uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now,
-                        "updated_at": now, "model": None}
+        conversation = {"id": conversation_id or first_conversation_id(owner_id), "title": DEFAULT_TITLE,
+                        "created_at": now, "updated_at": now, "model": None}
         try:
             with self._transaction() as conn:
                 insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
@@ -347,7 +357,8 @@ class TurnQueries:
         """Insert one message and return it as a dict (built from the values, sparing a read-back)."""
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-               "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id}
+               "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id,
+               "attachments": None, "sources": None}
         row["id"] = insert_row(conn, messages, **row).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 

@@ -21,14 +21,14 @@ from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import Store
-from ..store.turns import LAST_SEEN_EVERY
+from ..store.turns import LAST_SEEN_EVERY, first_conversation_id
 from .branches import BranchService
 from .conversations import ConversationService
 from .logins import LoginWatch
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room, owner_room
-from .starter import WELCOME, TurnStarter, first_conversation_id, quota_error
+from .starter import WELCOME, TurnStarter, quota_error
 from .team import TeamService
 
 __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
@@ -61,6 +61,7 @@ class ChatService:
         self.branches = BranchService(self.turns)
         self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
+        self.attachments = self.turns.attachments
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -148,13 +149,16 @@ class ChatService:
 
     # ---- turns -------------------------------------------------------------------------------------------
 
-    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None) -> dict:
-        """Store a user message and start its reply in one transaction (a new visitor's rows too); returns the
-        ack."""
+    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None,
+                     attachments: list[str] | None = None) -> dict:
+        """Store a user message (with the files it carries) and start its reply in one transaction (a new visitor's
+        rows too); returns the ack. Files are checked before anything is stored (a refusal leaves nothing behind)."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
+        files = self.turns.check_files(state, conversation_id, attachments)
         turn, ack = self.turns.take_turn(sid, state, conversation_id, text, client_id)
         if turn is not None:
+            self.attachments.attach(state.owner_id, turn, files)
             self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                      "message": protocol.wire_message(turn.message)},
                                to=conversation_room(conversation_id), skip_sid=sid)

@@ -4,7 +4,6 @@ ConversationService and LoginWatch all receive the one TurnStarter (none of them
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,20 +16,13 @@ from ..store import NotFound, Store
 from ..store.settings import turn_settings
 from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
+from .attachments import Attachments
 from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
-
-FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")  # the namespace of first_conversation_id
-
-
-def first_conversation_id(owner_id: str) -> str:
-    """The id of a new visitor's first conversation, derived from its owner's: every tab of that visitor, on any
-    process, shows the same one before it is stored. (Ids are owner-scoped: knowing one reveals nothing.)"""
-    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
 
 
 class TurnStarter:
@@ -44,6 +36,7 @@ class TurnStarter:
         self.pump, self.socketio, self.settings = pump, socketio, settings
         self.sockets: dict[str, SocketState] = {}
         self.show_reasoning: bool = settings.get("SHOW_REASONING", True)
+        self.attachments = Attachments(store, settings)
 
     def forget(self, sid: str) -> None:
         """Forget a socket; its replies keep streaming and are stored."""
@@ -137,6 +130,16 @@ class TurnStarter:
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
 
+    def check_files(self, state: SocketState, conversation_id: str, file_ids: list[str] | None) -> list[dict]:
+        """The files a message into `conversation_id` may carry (see Attachments.check); [] for none. Nothing is
+        stored, so a refusal leaves nothing behind."""
+        if not file_ids:
+            return []
+        stored = not (state.unsaved and conversation_id == state.conversation_id)  # a new visitor's has no model
+        model = (stored and self.store.get_conversation(state.owner_id, conversation_id).get("model")
+                 or self.provider.model)
+        return self.attachments.check(state.owner_id, file_ids, model)
+
     def begin_claimed(self, state: SocketState, conversation_id: str, begin) -> TurnStart:
         """Check the message limits and begin a turn in a conversation this socket has claimed (`begin(quota)`
         calls the store); the claim is released, and the store's refusal told in the protocol's words, on failure."""
@@ -198,9 +201,14 @@ class TurnStarter:
         conversation, settings = turn_settings(turn.conversation)  # read in the turn's one transaction
         context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
                                 self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, conversation, context,
-                        conversation.get("model") or self.provider.model, user_id=state.user_id,
-                        options=stream_options(settings))
+        model = conversation.get("model") or self.provider.model
+        # Excerpts of the documents the path carries, and the question's pictures; the excerpts sent are the
+        # reply's sources, kept with it for history. A path without files costs nothing here.
+        context, sources = self.attachments.context(state.owner_id, turn.history, context, model)
+        if sources:
+            self.store.save_sources(turn.reply["id"], sources)
+        self.pump.start(state.owner_id, {**turn.reply, "sources": sources}, conversation, context, model,
+                        user_id=state.user_id, options=stream_options(settings))
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

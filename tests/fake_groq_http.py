@@ -19,8 +19,11 @@ from tests.fake_groq_wire import (
     MODEL_PATHS,
     Script,
     error_body,
+    executed_tool_pieces,
+    full_tool_calls,
     header_seconds,
     ratelimit_headers,
+    tool_call_pieces,
     usage_block,
     validate_body,
 )
@@ -209,6 +212,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         message = {"role": "assistant", "content": text}
         if script.reasoning:
             message[script.reasoning_field or self.fake.reasoning_field] = "".join(script.reasoning)
+        if script.tool_calls:
+            message["tool_calls"] = full_tool_calls(script.tool_calls)
+        if script.executed_tools:
+            message["executed_tools"] = script.executed_tools
         self.fake._completed(text, "".join(script.reasoning))
         payload = {
             "id": f"chatcmpl-{uuid.uuid4()}",
@@ -243,7 +250,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             base["usage"] = None  # OpenAI's shape: every chunk says usage is null, the extra last chunk has it
         request_id = f"req_{uuid.uuid4().hex}"
         reasoning_field = script.reasoning_field or fake.reasoning_field
-        pieces = [(reasoning_field, piece) for piece in script.reasoning] + [("content", t) for t in script.tokens]
+        pieces = [(reasoning_field, piece) for piece in script.reasoning]
+        pieces += [("executed_tools", piece) for piece in executed_tool_pieces(script.executed_tools)]
+        pieces += [("content", t) for t in script.tokens]
+        pieces += [("tool_calls", piece) for piece in tool_call_pieces(script.tool_calls)]
         try:
             for sent, (kind, piece) in enumerate(pieces):
                 if sent == script.cut_after:
@@ -257,14 +267,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise BrokenPipeError("client went away while held")
                 if sent and delay and fake._wait_or_gone(self.connection, delay):
                     raise BrokenPipeError("client went away")
-                delta = {kind: piece}
+                delta = {kind: [piece] if kind in ("tool_calls", "executed_tools") else piece}
                 if sent == 0:
                     delta = {"role": "assistant", **delta}
                 chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
                 if sent == 0 and groq:
                     chunk["x_groq"] = {"id": request_id}
                 self._write_event(chunk)
-                fake._streamed(kind == "content", piece)
+                fake._streamed(kind, piece)
             if script.cut_after is not None and script.cut_after >= len(pieces):
                 self._cut()
                 return

@@ -47,10 +47,13 @@ class UpstreamError(Exception):
 
 @dataclass(slots=True)
 class Delta:
-    """One piece of a reply: answer text and, from reasoning models, thinking kept apart."""
+    """One piece of a reply: answer text and, from reasoning models, thinking kept apart; tool calls are pieces too
+    (`tool_calls`: the streamed function-call pieces by index; `executed_tools`: Groq's built-in steps)."""
 
     text: str = ""
     reasoning: str = ""
+    tool_calls: list[dict] | None = None
+    executed_tools: list[dict] | None = None
 
 
 class ReplyStream:

@@ -155,7 +155,7 @@ def test_the_step_cap_ends_the_loop_with_a_request_without_tools(mcp):
     turn = harness.turn(model, max_steps=1)
     assert text_of(turn) == ""  # the model asked again without tools being offered: the reply ends there
     assert [r["tools"] is not None for r in model.requests] == [True, False]
-    assert [s["id"] for s in turn.steps()] == ["c1"]  # the call over the cap is answered, never run nor shown
+    assert [s["id"] for s in turn.steps()] == ["step-1"]  # the call over the cap is answered, never run nor shown
     over = model.requests[1]["messages"][-1]
     assert over["tool_call_id"] == "c2" and "step limit" in over["content"]
 
@@ -168,10 +168,10 @@ def test_a_destructive_call_approved_from_another_tab_runs_once(mcp, orders):
     assert text_of(harness.turn(model)) == "Cancelled."
     answering.join(WAIT)
     assert orders.calls()[before:] == [{"tool": "cancel_order", "order_id": "7"}]
-    assert harness.asked == [{"reply_id": 7, "step_id": "call_1", "name": "mcp:orders/cancel_order",
+    assert harness.asked == [{"reply_id": 7, "step_id": "step-1", "name": "mcp:orders/cancel_order",
                               "input": {"order_id": "7"}}]
     assert harness.emitted[-1]["status"] == "done"
-    assert harness.approvals.answer(7, "call_1", False) is None  # settled and forgotten: a late answer is nobody's
+    assert harness.approvals.answer(7, "step-1", False) is None  # settled and forgotten: a late answer is nobody's
 
 
 def test_a_declined_call_does_not_run_and_the_model_is_told(mcp, orders):

@@ -22,13 +22,14 @@ from .schema import (
     users,
 )
 from .search import QUERY_MAX, SearchQueries
+from .tools import ToolQueries
 from .tree import Branch, TreeQueries
 from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
 class Store(SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries, MessageQueries,
-            ConversationQueries, Database):
+            ConversationQueries, ToolQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 

@@ -113,7 +113,8 @@ class ConversationQueries:
         if not _valid_id(owner_id):
             raise NotFound(owner_id)
         now = _now()
-        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None}
+        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None,
+               "tools": None}
         try:
             with self._transaction() as conn:
                 conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))

@@ -67,6 +67,7 @@ class MessageQueries:
             "conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
             "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
             "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": None,
+            "tools": None,
         }  # fmt: skip
         try:
             with self._transaction() as conn:

@@ -108,6 +108,7 @@ conversations = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("model", sa.String(100), nullable=True),  # the model this conversation asks for (None: the default)
+    sa.Column("tools", sa.JSON(none_as_null=True), nullable=True),  # tool ids its replies may use (None: none; 0007)
     # The newest message of the path the conversation shows and continues (no foreign key: see messages.parent_id).
     sa.Column("active_leaf_id", sa.Integer, nullable=True),
     # Serves both "this owner's conversations" and the newest-first listing.
@@ -137,6 +138,7 @@ messages = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
     sa.Column("speed", sa.JSON(none_as_null=True), nullable=True),  # {ttft, tokens_per_second} of a reply
+    sa.Column("tools", sa.JSON(none_as_null=True), nullable=True),  # a reply's tool steps, as `bot_tool` sent them
     # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
     # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
     sa.Column("parent_id", sa.Integer, nullable=True),
@@ -161,7 +163,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code", "model", "speed", "parent_id",
+    "finish_reason", "error_code", "model", "speed", "parent_id", "tools",
 )  # fmt: skip
 
 

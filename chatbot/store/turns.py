@@ -295,7 +295,8 @@ class TurnQueries:
         """Insert one message and return it as a dict (built from the values, sparing a read-back)."""
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
-               "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id}
+               "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id,
+               "tools": None}
         row["id"] = insert_row(conn, messages, **row).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 

@@ -149,20 +149,20 @@ class StepRunner:
         """Run one call the model asked for (if it may run); the text result for the model's `tool` message."""
         spec = self.offer.resolve(call.name)
         arguments = _arguments(call.arguments)
-        name = spec.id if spec else call.name
-        self._begin(call.id, spec.step_kind if spec else "mcp", name, arguments)
+        step_id = f"step-{len(self.steps) + 1}"  # ours: the model's call ids have no fixed shape
+        self._begin(step_id, spec.step_kind if spec else "mcp", spec.id if spec else call.name, arguments)
         if spec is None or spec.server is None:
-            return self._error(call.id, f"The tool '{call.name}' is not enabled in this conversation.", "refused")
+            return self._error(step_id, f"The tool '{call.name}' is not enabled in this conversation.", "refused")
         if not isinstance(arguments, dict):
-            return self._error(call.id, "The tool's arguments were not a JSON object.", "refused")
+            return self._error(step_id, "The tool's arguments were not a JSON object.", "refused")
         refusal = self.limits.refusal(self.account, spec.id) if self.limits is not None else None
         if refusal:
-            return self._error(call.id, refusal, "limited")
-        if spec.needs_approval and not self._approved(call.id, spec, arguments):
-            self._update(call.id, status="declined", output="Declined by the person.")
+            return self._error(step_id, refusal, "limited")
+        if spec.needs_approval and not self._approved(step_id, spec, arguments):
+            self._update(step_id, status="declined", output="Declined by the person.")
             self._count(spec.id, "declined", None)
             return "The person declined this call; it did not run. Do not try it again without asking."
-        return self._call(call.id, spec, arguments)
+        return self._call(step_id, spec, arguments)
 
     def _approved(self, step_id: str, spec: ToolSpec, arguments: dict) -> bool:
         """Ask every tab and wait for the first answer; no answer in time (or a stop) declines."""

@@ -233,8 +233,10 @@ class Provider(Protocol):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        tools: list[dict] | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages` (system prompt first) with `model` (None: the default)."""
+        """Prepare one reply to `messages` (system prompt first) with `model` (None: the default), offering `tools`
+        (OpenAI-format entries; only providers that take tools are ever given any)."""
         ...
 
     def models(self) -> list[dict]:

@@ -82,6 +82,7 @@ class GroqProvider(RetryPolicy):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        tools: list[dict] | None = None,
     ) -> ReplyStream:
         """Prepare one reply to `messages` (system prompt included); the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True}
@@ -89,6 +90,8 @@ class GroqProvider(RetryPolicy):
             request["temperature"] = self.temperature
         if self.max_tokens is not None:
             request["max_completion_tokens"] = self.max_tokens
+        if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
+            request["tools"] = tools
         effort = effort_for(request["model"], self.reasoning_effort)
         if effort is not None:  # a conversation's model of another family simply goes without
             request["reasoning_effort"] = effort

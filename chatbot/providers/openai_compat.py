@@ -87,6 +87,7 @@ class OpenAICompatProvider(RetryPolicy):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        tools: list[dict] | None = None,
     ) -> ReplyStream:
         """Prepare one reply to `messages`; the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True,
@@ -95,6 +96,8 @@ class OpenAICompatProvider(RetryPolicy):
             request["temperature"] = self.temperature
         if self.max_tokens is not None:
             request["max_tokens"] = self.max_tokens
+        if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
+            request["tools"] = tools
         return ChatCompletionStream(self, request, on_retry, reasoning_fields=REASONING_FIELDS)
 
     def open_stream(self, request: dict):

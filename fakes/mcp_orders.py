@@ -15,16 +15,17 @@ import json
 import os
 import socket
 
-import anyio
-import uvicorn
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+import pytest
 
 ORDERS = {"42": {"order_id": "42", "status": "shipping", "item": "blue kettle"}}
 
 
-def build(record: str, extra: bool) -> MCPServer:
-    """The orders server with its tools."""
+def build(record: str, extra: bool):
+    """The orders server (an MCPServer) with its tools."""
+    import anyio
+    from mcp.server.mcpserver import MCPServer
+    from mcp.types import ToolAnnotations
+
     server = MCPServer("orders")
 
     @server.tool(description="Look up an order by its id.", annotations=ToolAnnotations(read_only_hint=True))
@@ -57,6 +58,8 @@ def build(record: str, extra: bool) -> MCPServer:
 
 def main() -> None:
     """Listen on loopback and serve until killed."""
+    import uvicorn
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--record", default=os.devnull)
@@ -122,3 +125,11 @@ class OrdersServer:
         """Kill it and start a new one on the same port."""
         self.kill()
         return self.start()
+
+
+@pytest.fixture(scope="module")
+def mcp_orders(tmp_path_factory):
+    """The orders MCP server (with its hanging and crashing tools) in a subprocess, for one test module."""
+    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
+    yield server
+    server.kill()

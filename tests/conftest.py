@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.mcp_orders import mcp_orders  # noqa: F401  (fixture re-exported for every test module)
 from tests.fake_groq import FakeGroq, fake_groq  # noqa: F401  (fixture re-exported for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent

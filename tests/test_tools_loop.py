@@ -16,7 +16,6 @@ from chatbot.tools.loop import ToolTurn
 from chatbot.tools.mcp_client import McpClient, ServerConfig
 from chatbot.tools.registry import BUILTINS, Offer, ToolRegistry
 from chatbot.tools.steps import StepRunner
-from fakes.mcp_orders import OrdersServer
 
 WAIT = 10
 
@@ -61,17 +60,9 @@ def call(name, arguments, call_id="call_1"):
 
 
 @pytest.fixture(scope="module")
-def orders(tmp_path_factory):
-    """The orders MCP server for this module."""
-    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def mcp(orders):
+def mcp(mcp_orders):
     """A client of the orders server with a short call limit."""
-    client = McpClient([ServerConfig("orders", orders.url)], timeout=3.0)
+    client = McpClient([ServerConfig("orders", mcp_orders.url)], timeout=3.0)
     yield client
     client.close()
 
@@ -117,7 +108,7 @@ def text_of(stream):
     return "".join(delta.text for delta in stream)
 
 
-def test_a_call_runs_once_and_its_result_goes_back_to_the_model(mcp, orders):
+def test_a_call_runs_once_and_its_result_goes_back_to_the_model(mcp, mcp_orders):
     harness = Harness(mcp, ["mcp:orders/lookup_order"])
     model = ScriptedModel(call("orders__lookup_order", '{"order_id": "42"}'), ([Delta("It ships.")], "stop"))
     turn = harness.turn(model)
@@ -136,11 +127,11 @@ def test_a_call_runs_once_and_its_result_goes_back_to_the_model(mcp, orders):
     assert turn.steps() == [harness.emitted[-1]]
 
 
-def test_a_call_to_a_tool_not_offered_is_never_run(mcp, orders):
+def test_a_call_to_a_tool_not_offered_is_never_run(mcp, mcp_orders):
     harness = Harness(mcp, ["mcp:orders/lookup_order"])
     model = ScriptedModel(call("orders__cancel_order", '{"order_id": "42"}'), ([Delta("Sorry.")], "stop"))
     assert text_of(harness.turn(model)) == "Sorry."
-    assert orders.calls() == []
+    assert mcp_orders.calls() == []
     assert harness.emitted[-1]["status"] == "error" and "not enabled" in harness.emitted[-1]["output"]
     assert model.requests[1]["messages"][-1]["content"].startswith("Error: The tool 'orders__cancel_order' is not")
 
@@ -160,36 +151,36 @@ def test_the_step_cap_ends_the_loop_with_a_request_without_tools(mcp):
     assert over["tool_call_id"] == "c2" and "step limit" in over["content"]
 
 
-def test_a_destructive_call_approved_from_another_tab_runs_once(mcp, orders):
+def test_a_destructive_call_approved_from_another_tab_runs_once(mcp, mcp_orders):
     harness = Harness(mcp, ["mcp:orders/cancel_order"])
     model = ScriptedModel(call("orders__cancel_order", '{"order_id": "7"}'), ([Delta("Cancelled.")], "stop"))
-    before = len(orders.calls())
+    before = len(mcp_orders.calls())
     answering = harness.answer_when_asked(True)
     assert text_of(harness.turn(model)) == "Cancelled."
     answering.join(WAIT)
-    assert orders.calls()[before:] == [{"tool": "cancel_order", "order_id": "7"}]
+    assert mcp_orders.calls()[before:] == [{"tool": "cancel_order", "order_id": "7"}]
     assert harness.asked == [{"reply_id": 7, "step_id": "step-1", "name": "mcp:orders/cancel_order",
                               "input": {"order_id": "7"}}]
     assert harness.emitted[-1]["status"] == "done"
     assert harness.approvals.answer(7, "step-1", False) is None  # settled and forgotten: a late answer is nobody's
 
 
-def test_a_declined_call_does_not_run_and_the_model_is_told(mcp, orders):
+def test_a_declined_call_does_not_run_and_the_model_is_told(mcp, mcp_orders):
     harness = Harness(mcp, ["mcp:orders/cancel_order"])
     model = ScriptedModel(call("orders__cancel_order", '{"order_id": "8"}'), ([Delta("Kept it.")], "stop"))
     answering = harness.answer_when_asked(False)
     assert text_of(harness.turn(model)) == "Kept it."
     answering.join(WAIT)
-    assert {"tool": "cancel_order", "order_id": "8"} not in orders.calls()
+    assert {"tool": "cancel_order", "order_id": "8"} not in mcp_orders.calls()
     assert harness.emitted[-1]["status"] == "declined"
     assert "declined" in model.requests[1]["messages"][-1]["content"]
 
 
-def test_an_unanswered_approval_times_out_as_declined(mcp, orders):
+def test_an_unanswered_approval_times_out_as_declined(mcp, mcp_orders):
     harness = Harness(mcp, ["mcp:orders/cancel_order"], approval_seconds=0.3)
     model = ScriptedModel(call("orders__cancel_order", '{"order_id": "9"}'), ([Delta("No answer.")], "stop"))
     assert text_of(harness.turn(model)) == "No answer."
-    assert {"tool": "cancel_order", "order_id": "9"} not in orders.calls()
+    assert {"tool": "cancel_order", "order_id": "9"} not in mcp_orders.calls()
     assert harness.emitted[-1]["status"] == "declined"
 
 

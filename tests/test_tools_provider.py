@@ -8,25 +8,16 @@ import pytest
 from chatbot.providers.groq import GroqProvider
 from chatbot.providers.openai_compat import OpenAICompatProvider
 from chatbot.tools.service import ToolService
-from fakes.mcp_orders import OrdersServer
 
 GPT_OSS = "openai/gpt-oss-120b"
 SEARCH = {"type": "search", "arguments": {"query": "lyon weather"}, "output": "Sunny, 21 C",
           "search_results": {"results": [{"title": "Lyon", "url": "https://w.example/lyon", "content": "Sunny"}]}}
 
 
-@pytest.fixture(scope="module")
-def orders(tmp_path_factory):
-    """The orders MCP server."""
-    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
-    yield server
-    server.kill()
-
-
 @pytest.fixture
-def tools(orders):
+def tools(mcp_orders):
     """The tool service with the orders server configured."""
-    service = ToolService({"MCP_SERVERS": [{"name": "orders", "url": orders.url}], "TOOL_TIMEOUT": 5.0})
+    service = ToolService({"MCP_SERVERS": [{"name": "orders", "url": mcp_orders.url}], "TOOL_TIMEOUT": 5.0})
     yield service
     service.close()
 
@@ -40,7 +31,7 @@ def run(service, provider, enabled, model=GPT_OSS):
     return text, emitted, stream.finish_reason
 
 
-def test_groq_function_call_round_trip(fake_groq, tools, orders):
+def test_groq_function_call_round_trip(fake_groq, tools, mcp_orders):
     provider = GroqProvider(fake_groq.api_key, GPT_OSS, base_url=fake_groq.base_url)
     lookup = {"name": "orders__lookup_order", "arguments": {"order_id": "42"}}
     fake_groq.script(text="Let me look. ", tool_calls=[lookup])

@@ -87,7 +87,8 @@ def _turn_conversation_query(lock: bool) -> sa.Select:
     count = (sa.select(sa.func.count()).where(messages.c.conversation_id == conversations.c.id)
              .correlate(conversations).scalar_subquery())
     query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
-                      conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id")).where(
+                      conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id"),
+                      conversations.c.tools).where(
         conversations.c.id == sa.bindparam("conversation_id"), conversations.c.owner_id == sa.bindparam("owner_id"))
     return query.with_for_update(of=conversations) if lock else query
 
@@ -269,7 +270,7 @@ class TurnQueries:
         if row is None:
             raise NotFound(conversation_id)
         return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at), "model": row.model,
-                "message_count": row.message_count}, row.leaf_id
+                "message_count": row.message_count, "tools": row.tools}, row.leaf_id
 
     def _edited(self, conn: Connection, conversation_id: str, message_id: int) -> int | None:
         """The parent of the user message being edited (its new version goes beside it)."""

@@ -43,6 +43,11 @@ class MemoryApprovals:
         with self._lock:
             return self._answers.get((reply_id, step_id))
 
+    def waiting(self, reply_id: int, step_id: str) -> bool:
+        """Whether the step still waits for its first answer."""
+        with self._lock:
+            return (reply_id, step_id) in self._answers and self._answers[(reply_id, step_id)] is None
+
     def close(self, reply_id: int, step_id: str) -> None:
         """Forget a settled step."""
         with self._lock:
@@ -82,6 +87,11 @@ class RedisApprovals:
         """The winning answer, or None while there is none."""
         value: Any = self._redis.hget(self._key(reply_id, step_id), "answer")
         return None if value is None else value == "1"
+
+    def waiting(self, reply_id: int, step_id: str) -> bool:
+        """Whether the step still waits for its first answer."""
+        opened, answer = self._redis.hmget(self._key(reply_id, step_id), "open", "answer")
+        return opened is not None and answer is None
 
     def close(self, reply_id: int, step_id: str) -> None:
         """Forget a settled step."""

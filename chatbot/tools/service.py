@@ -75,6 +75,10 @@ class ToolService:
             raise ChatError("not_found", "No step of that reply is waiting for approval.")
         return first
 
+    def waiting(self, reply_id: int, step_id: str) -> bool:
+        """Whether a step of a reply waits for approval now (a resumed tab is asked again)."""
+        return self.approvals.waiting(reply_id, step_id)
+
     def close(self) -> None:
         """Stop the MCP client's thread."""
         if self.mcp is not None:

@@ -185,7 +185,9 @@ class StepRunner:
 
     def _call(self, step_id: str, spec: ToolSpec, arguments: dict) -> str:
         """Run an MCP tool once, time-limited; its text for the model."""
-        if self.mcp is None or self._cancelled:
+        if self._cancelled:
+            return self._error(step_id, "Stopped.", "stopped")
+        if self.mcp is None:
             return self._error(step_id, "The tool is not available.", "unavailable")
         if self.limits is not None:
             self.limits.count(self.account, spec.id)

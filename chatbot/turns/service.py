@@ -23,6 +23,7 @@ from .conversations import ConversationService
 from .logins import LoginWatch
 from .pump import StreamPump
 from .rooms import SocketState, conversation_room, owner_room
+from .tooling import ToolActions
 
 log = logging.getLogger("chatbot.chat")
 
@@ -35,15 +36,18 @@ WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, wor
 class ChatService:
     """Runs connections and turns for every socket of this process."""
 
-    def __init__(self, *, store, provider, replies, limiter, socketio, settings: dict[str, Any], metrics=None):
-        """Wire the service to its store, LLM provider, reply registry, rate limiter, Socket.IO server and
-        metrics."""
+    def __init__(self, *, store, provider, replies, limiter, socketio, settings: dict[str, Any], metrics=None,
+                 tools=None):
+        """Wire the service to its store, LLM provider, reply registry, rate limiter, Socket.IO server, metrics
+        and tool service."""
         self.store, self.provider, self.replies, self.limiter = store, provider, replies, limiter
         self.socketio = socketio
         self.settings = settings
         self.sockets: dict[str, SocketState] = {}
         self.pump = StreamPump(store=store, provider=provider, replies=replies, socketio=socketio, settings=settings,
-                               metrics=metrics)
+                               metrics=metrics, tools=tools)
+        self.tools = ToolActions(tools, store=store, provider=provider, replies=replies, socketio=socketio,
+                                 state=self.state) if tools is not None else None
         self.show_reasoning = settings.get("SHOW_REASONING", True)
         self.conversations = ConversationService(self, STALE_REPLY_SECONDS)
         self.branches = BranchService(self)
@@ -199,9 +203,10 @@ class ChatService:
         self.pump.stop(reply_id)
         return {"ok": True, "stopped": True}
 
-    def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1) -> dict:
-        """Re-send a reply's thinking after `after_reasoning_seq` and deltas after `after_seq` (and its final message
-        when done) to one socket."""
+    def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1,
+               after_tool_seq: int = -1) -> dict:
+        """Re-send a reply's thinking after `after_reasoning_seq`, tool steps after `after_tool_seq` and deltas after
+        `after_seq` (and its final message when done) to one socket."""
         state = self.state(sid)
         owner = self.replies.owner_of(reply_id)
         # Join the room before reading the log: a delta sent meanwhile then arrives live (the client drops repeats).
@@ -214,6 +219,8 @@ class ChatService:
             for offset, text in enumerate(thinking[0] if thinking else []):
                 self.socketio.emit("bot_reasoning", {"reply_id": reply_id, "seq": after_reasoning_seq + 1 + offset,
                                                      "text": text}, to=sid)
+            if self.tools is not None:
+                self.tools.resume(sid, reply_id, after_tool_seq)
             for offset, text in enumerate(deltas):
                 self.socketio.emit("bot_delta", {"reply_id": reply_id, "seq": after_seq + 1 + offset,
                                                  "text": text}, to=sid)

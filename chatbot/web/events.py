@@ -10,6 +10,7 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, emit
 
 import chatbot.protocol as protocol
+import chatbot.tools.wire as tool_wire
 
 from ..extensions import socketio
 from ..protocol import ChatError
@@ -155,7 +156,7 @@ def on_resume(payload=None):
     """Sent after a reconnect: re-send the reply's deltas after `after_seq`, then its final message when done."""
     data = protocol.payload_dict(payload)
     return service().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data),
-                            protocol.after_seq(data, "after_reasoning_seq"))
+                            protocol.after_seq(data, "after_reasoning_seq"), protocol.after_seq(data, "after_tool_seq"))
 
 
 @socketio.on("regenerate")
@@ -218,6 +219,37 @@ def on_set_model(payload=None):
     data = protocol.payload_dict(payload)
     return service().conversations.set_model(request.sid, protocol.required_id(data, "conversation_id"),
                                              protocol.model_id(data))
+
+
+@socketio.on("list_tools")
+@edge
+def on_list_tools(payload=None):
+    """Sent by the composer: the tools this conversation's provider and model can use (built-ins, MCP tools)."""
+    data = protocol.payload_dict(payload)
+    return tool_actions().list_tools(request.sid, protocol.optional_id(data, "conversation_id"))
+
+
+@socketio.on("update_conversation")
+@edge
+def on_update_conversation(payload=None):
+    """Sent when the user changes a conversation's settings (here: which tools its replies may use)."""
+    data = protocol.payload_dict(payload)
+    conversation_id = protocol.required_id(data, "conversation_id")
+    return tool_actions().choose(request.sid, conversation_id, tool_wire.tool_ids(data))
+
+
+@socketio.on("approve_tool")
+@edge
+def on_approve_tool(payload=None):
+    """Sent by a tab answering `tool_approval`: run (or decline) a destructive step; the first answer wins."""
+    data = protocol.payload_dict(payload)
+    return tool_actions().approve(request.sid, protocol.reply_id(data), tool_wire.step_id(data),
+                                  tool_wire.approve(data))
+
+
+def tool_actions():
+    """The chat service's tool actions."""
+    return service().tools
 
 
 @socketio.on("list_conversations")

@@ -210,3 +210,16 @@ def test_resume_replays_steps_after_after_tool_seq(socket_client, received, fake
     assert other.emit("resume", {"reply_id": reply_id, "after_seq": -1, "after_tool_seq": 0})["done"] is True
     replayed = other.steps(reply_id)
     assert [(e["seq"], e["step"]["status"]) for e in replayed] == [(1, "done")]
+
+
+def test_exports_carry_the_steps(app, socket_client, received, fake_groq):
+    tab = Tab(socket_client, received)
+    tab.enable("web_search")
+    fake_groq.script(executed_tools=[SEARCH], text="Sunny.")
+    tab.final(tab.ask("Weather?"))
+    web, headers = app.test_client(), {"Authorization": f"Bearer {tab.session['token']}"}
+    exported = web.get(f"/conversations/{tab.conversation_id}/export.json", headers=headers).get_json()
+    assert exported["messages"][-1]["tools"][0]["sources"] == [{"title": "Lyon", "url": "https://w.example/lyon"}]
+    markdown = web.get(f"/conversations/{tab.conversation_id}/export.md", headers=headers).get_data(as_text=True)
+    assert "> - Searched the web for “lyon weather” — done\n>   - Lyon <https://w.example/lyon>" in markdown
+    assert markdown.index("Searched the web") < markdown.index("Sunny.")

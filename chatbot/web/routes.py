@@ -8,6 +8,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..store import NotFound
+from ..tools.summary import markdown_steps
 from .access import auth_mode, current_login, current_user, login_required
 from .auth import set_login_cookie
 from .sessions import COOKIE_NAME
@@ -149,6 +150,7 @@ def to_markdown(conversation: dict, messages: list[dict]) -> str:
             thinking = "\n".join(f"> {line}" if line else ">" for line in message["reasoning"].splitlines())
             out += ["> **Thinking** (the model's reasoning before it answered; not part of the answer)", ">",
                     thinking, ""]
+        out += markdown_steps(message.get("tools"))
         out += [message["content"], ""]
     return "\n".join(out)
 

@@ -4,7 +4,7 @@
     .venv/bin/python bench/run.py --quick                  # a smoke run (eventlet, 2-4 min), prints only
     .venv/bin/python bench/run.py --only turns burst --modes gevent
 
-Processes, all on loopback: two fake Groqs (`python -m tests.fake_groq`: long replies and tiny ones), the target of
+Processes, all on loopback: two fake Groqs (`python -m fakes.groq`: long replies and tiny ones), the target of
 the moment (`python app.py`, or `bench/bare_relay.py [--naive]`), started fresh for each scenario, and this one,
 the load generator (asyncio Socket.IO clients over raw websockets, bench/sio_client.py). Exits 1 if any reply was
 lost, duplicated or corrupted or a scenario could not run, 3 if the --budget ran out.
@@ -106,7 +106,7 @@ class Context:
 
 def start_fake(args, key: str, tokens: int, workdir: Path, name: str) -> tuple[Child, str]:
     """Start a fake Groq streaming `tokens` tokens --delay apart; returns it and its base URL."""
-    argv = [sys.executable, "-m", "tests.fake_groq", "--port", "0", "--key", key, "--delay", str(args.delay),
+    argv = [sys.executable, "-m", "fakes.groq", "--port", "0", "--key", key, "--delay", str(args.delay),
             "--tokens", str(tokens)]
     fake = Child(f"fake Groq ({name})", argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},
                  workdir / f"fake-{name}.log", cwd=ROOT)

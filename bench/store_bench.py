@@ -41,9 +41,10 @@ def timed(call: Callable[[], object], runs: int = 1, timings: Timings | None = N
     return wall, cpu
 
 
-def history_payload(store: Store, owner_id: str, conversation_id: str, wire: Callable[[dict], dict]) -> str:
-    """What `send_view` does for `history`: load, shape every message for the wire, JSON-encode."""
-    messages = store.list_messages(owner_id, conversation_id)
+def history_payload(store: Store, owner_id: str, conversation_id: str, wire: Callable[[dict], dict],
+                    page: int) -> str:
+    """What `send_view` does for `history`: load a page, shape every message for the wire, JSON-encode."""
+    messages, _ = store.message_page(owner_id, conversation_id, None, page)
     return json.dumps({"conversation_id": conversation_id, "messages": [wire(m) for m in messages]})
 
 
@@ -56,14 +57,23 @@ def service_helpers() -> tuple[Callable[[dict], dict] | None, Callable | None]:
 
 
 def fill(store: Store, messages: int) -> tuple[str, str, Timings]:
-    """A new owner with one conversation of `messages` alternating messages; returns ids and add_message times."""
-    owner_id = store.create_owner()
-    conversation_id = store.create_conversation(owner_id)["id"]
+    """A new session whose conversation holds `messages` messages, written as the app writes them: per turn,
+    begin_turn (question and streaming reply) then finish_reply (the answer). Returns ids and per-turn times."""
+    from chatbot.turns.context import CONTEXT_MESSAGES
+
+    owner_id, conversation = store.create_session()
+    conversation_id = conversation["id"]
     timings: Timings = ([], [])
-    for i in range(messages):
-        role = "user" if i % 2 == 0 else "assistant"
-        text = (f"message {i} " + "lorem ipsum " * 200)[: USER_CHARS if role == "user" else ASSISTANT_CHARS]
-        timed(lambda role=role, text=text: store.add_message(owner_id, conversation_id, role, text), 1, timings)
+
+    def one_turn(number: int) -> None:
+        question = (f"message {2 * number} " + "lorem ipsum " * 200)[:USER_CHARS]
+        answer = (f"message {2 * number + 1} " + "lorem ipsum " * 200)[:ASSISTANT_CHARS]
+        started = store.begin_turn(owner_id, conversation_id, question, client_id=None,
+                                   context_limit=CONTEXT_MESSAGES)
+        store.finish_reply(started.reply["id"], user_id=None, tokens=0, content=answer, status="complete")
+
+    for number in range(messages // 2):
+        timed(lambda number=number: one_turn(number), 1, timings)
     return owner_id, conversation_id, timings
 
 
@@ -81,31 +91,32 @@ def bench_backend(name: str, url: str, args) -> list[list[str]]:
             rows.append([name, what, len(wall), fmt(median(wall), 2), fmt(percentile(wall, 95), 2),
                          fmt(median(cpu), 2)])
 
-        row(f"add_message (one committed message; building the {args.messages:,}-message conversation)", adds)
+        row(f"a turn's writes: begin_turn + finish_reply (building the {args.messages:,}-message conversation)", adds)
 
-        row(f"list_messages, all {args.messages:,} messages",
-            timed(lambda: store.list_messages(owner_id, conversation_id), args.runs))
-        row("list_messages(limit=50)",
-            timed(lambda: store.list_messages(owner_id, conversation_id, limit=50), args.runs))
+        row(f"tree (export): all {args.messages:,} messages",
+            timed(lambda: store.tree(owner_id, conversation_id), args.runs))
+        row(f"message_page, the whole active path ({args.messages:,} messages)",
+            timed(lambda: store.message_page(owner_id, conversation_id, None, args.messages), args.runs))
+        row("message_page, the newest 50",
+            timed(lambda: store.message_page(owner_id, conversation_id, None, 50), args.runs))
         if wire is not None:
-            size = len(history_payload(store, owner_id, conversation_id, wire))
-            row(f"`history` payload: list + wire_message + json.dumps ({size / 1024:,.0f} KiB)",
-                timed(lambda: history_payload(store, owner_id, conversation_id, wire), args.runs))
+            size = len(history_payload(store, owner_id, conversation_id, wire, 50))
+            row(f"`history` payload: message_page(50) + wire_message + json.dumps ({size / 1024:,.0f} KiB)",
+                timed(lambda: history_payload(store, owner_id, conversation_id, wire, 50), args.runs))
         if build_context is not None:
             from chatbot.turns.context import CONTEXT_MESSAGES
 
-            row(f"turn context: list_messages(limit={CONTEXT_MESSAGES}) + build_context (24,000-char budget)",
-                timed(lambda: build_context("system", store.list_messages(owner_id, conversation_id,
-                                                                          limit=CONTEXT_MESSAGES), 24000),
-                      args.runs))
-        reply, _ = store.add_message(owner_id, conversation_id, "assistant", "", status="streaming")
+            history, _ = store.message_page(owner_id, conversation_id, None, CONTEXT_MESSAGES)
+            row(f"turn context: build_context over the newest {CONTEXT_MESSAGES} (24,000-char budget)",
+                timed(lambda: build_context("system", history, 24000), args.runs))
+        reply = store.begin_turn(owner_id, conversation_id, "one more", client_id=None, context_limit=1).reply
         sizes = [1024 + (8192 - 1024) * i // max(args.checkpoints - 1, 1) for i in range(args.checkpoints)]
         text = "checkpointed reply text " * 400
         checkpoints: Timings = ([], [])
         for size in sizes:
             content = text[:size]
-            timed(lambda content=content: store.update_message(reply["id"], content=content), 1, checkpoints)
-        row("checkpoint: update_message(content=1→8 KiB growing text)", checkpoints)
+            timed(lambda content=content: store.checkpoint_many([(reply["id"], content, None)]), 1, checkpoints)
+        row("checkpoint: checkpoint_many of one reply (1→8 KiB growing text)", checkpoints)
         return rows
     finally:
         store.close()

@@ -3,7 +3,7 @@
     .venv/bin/python bench/stream_bench.py                       # eventlet; 1 client x 10 rounds, 50 x 3
     .venv/bin/python bench/stream_bench.py --async-mode eventlet gevent --clients 1 50
 
-Three processes on loopback: `python app.py` (the server), `python -m tests.fake_groq` (streams --tokens tokens
+Three processes on loopback: `python app.py` (the server), `python -m fakes.groq` (streams --tokens tokens
 at --delay seconds apart) and this one (the python-socketio clients, one thread each). Server and fake CPU come
 from /proc; the latency figures include the clients' own overhead. Prints markdown; exits 1 if a reply failed.
 """
@@ -180,7 +180,7 @@ class BenchClient:
 
 def start_fake(args, key: str, workdir: Path) -> tuple[Child, str]:
     """Start the fake Groq in its own process; returns it and its base URL."""
-    argv = [sys.executable, "-m", "tests.fake_groq", "--port", "0", "--key", key, "--delay", str(args.delay),
+    argv = [sys.executable, "-m", "fakes.groq", "--port", "0", "--key", key, "--delay", str(args.delay),
             "--tokens", str(args.tokens)]
     fake = Child("fake Groq", argv, {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}, workdir / "fake.log",
                  cwd=ROOT)

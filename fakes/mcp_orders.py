@@ -15,8 +15,6 @@ import json
 import os
 import socket
 
-import pytest
-
 ORDERS = {"42": {"order_id": "42", "status": "shipping", "item": "blue kettle"}}
 
 
@@ -126,10 +124,3 @@ class OrdersServer:
         self.kill()
         return self.start()
 
-
-@pytest.fixture(scope="module")
-def mcp_orders(tmp_path_factory):
-    """The orders MCP server (with its hanging and crashing tools) in a subprocess, for one test module."""
-    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
-    yield server
-    server.kill()

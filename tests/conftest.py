@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from fakes.mcp_orders import mcp_orders  # noqa: F401  (fixture re-exported for every test module)
-from tests.fake_groq import FakeGroq, fake_groq  # noqa: F401  (fixture re-exported for every test module)
+from fakes.groq import FakeGroq
+from fakes.mcp_orders import OrdersServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +30,21 @@ def pytest_terminal_summary(terminalreporter):
         for reason, count in reasons.most_common():
             terminalreporter.write_line(f"{count:5d}  {reason}")
 SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+@pytest.fixture
+def fake_groq():
+    """A started FakeGroq for one test, closed afterwards."""
+    with FakeGroq() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def mcp_orders(tmp_path_factory):
+    """The orders MCP server (fakes/mcp_orders.py, with its hanging and crashing tools) for one test module."""
+    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -44,6 +62,62 @@ def database_url(request, tmp_path):
         yield isolated
 
 
+# ---- the store, called directly (store test modules) ----
+
+
+@pytest.fixture
+def make_store(database_url):
+    """Open more Stores on the same database (closed at the end), unmigrated."""
+    from chatbot.store import Store
+
+    opened = []
+
+    def make():
+        """Open a Store on the test database."""
+        opened.append(Store(database_url))
+        return opened[-1]
+
+    yield make
+    for each in opened:
+        each.close()
+
+
+@pytest.fixture
+def store(make_store):
+    """A migrated Store on an empty database."""
+    store = make_store()
+    store.migrate()
+    return store
+
+
+@pytest.fixture
+def owner(store):
+    """An anonymous owner (with the one empty conversation a first visit makes)."""
+    return store.create_session()[0]
+
+
+@pytest.fixture
+def conversation(store, owner):
+    """Another of the owner's conversations."""
+    return store.create_conversation(owner)
+
+
+@pytest.fixture
+def count_statements(store):
+    """Count the SQL statements (other than transaction control) the store sends, by kind."""
+    counts = {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        """Tally one statement by its first word."""
+        kind = statement.split(None, 1)[0].upper()
+        if kind not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            counts[kind] = counts.get(kind, 0) + 1
+
+    sa.event.listen(store.engine, "before_cursor_execute", before)
+    yield counts
+    sa.event.remove(store.engine, "before_cursor_execute", before)
+
+
 @pytest.fixture
 def local_model():
     """Skip a test that needs the local model's runtime when it is not installed; under CI=true, fail instead."""
@@ -56,26 +130,35 @@ def local_model():
         pytest.skip(f"local model not installed ({problem})")
 
 
-def base_config(database_url: str, fake: FakeGroq | None, **overrides) -> dict:
-    """Settings for a test app: the given database, the fake Groq (else the demo), no limits in the way."""
-    config = {
+# Every rate limit far above what a test sends; a test about a limit sets that one lower.
+NO_LIMITS = {name: "1000/minute" for name in (
+    "RATE_LIMIT_MESSAGES", "RATE_LIMIT_MESSAGES_PER_IP", "RATE_LIMIT_CONNECTIONS", "RATE_LIMIT_ACTIONS",
+    "RATE_LIMIT_SEARCH", "RATE_LIMIT_SIGNIN", "RATE_LIMIT_SIGNIN_PER_IP")}
+
+
+def settings_for(database_url: str, fake: FakeGroq | None, **overrides) -> dict[str, str]:
+    """The settings every test app and server starts from: this database, the fake Groq (None: the demo provider),
+    the test secret, no Redis, no rate limit in the way; then `overrides`, as strings."""
+    settings = {
         "DATABASE_URL": database_url,
         "SECRET_KEY": SECRET,
-        "ASYNC_MODE": "threading",
         "LLM_PROVIDER": "groq" if fake else "demo",
         "GROQ_API_KEY": fake.api_key if fake else "",
         "GROQ_BASE_URL": fake.base_url if fake else "",
         "REDIS_URL": "",
-        "RATE_LIMIT_MESSAGES": "1000/minute",
-        "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
-        "RATE_LIMIT_CONNECTIONS": "1000/minute",
-        "RATE_LIMIT_ACTIONS": "1000/minute",
-        "RATE_LIMIT_SEARCH": "1000/minute",
+        **NO_LIMITS,
         "DEMO_TOKEN_DELAY": "0",
-        "LOG_LEVEL": "warning",
     }
-    config.update({key: str(value) for key, value in overrides.items()})
-    return config
+    settings.update({key: str(value) for key, value in overrides.items()})
+    return settings
+
+
+def server_settings(database_url: str, fake: FakeGroq | None, **overrides) -> dict[str, str]:
+    """A real server process's environment: `settings_for` on loopback, a free port, eventlet unless overridden,
+    info logs, unbuffered output."""
+    server = {"HOST": "127.0.0.1", "PORT": free_port(), "ASYNC_MODE": "eventlet", "LOG_LEVEL": "info",
+              "PYTHONUNBUFFERED": "1"}
+    return settings_for(database_url, fake, **{**server, **overrides})
 
 
 @pytest.fixture
@@ -89,7 +172,8 @@ def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
     apps = []
 
     def build(**overrides):
-        apps.append(create_app(base_config(database_url, fake_groq, **overrides)))
+        apps.append(create_app(settings_for(database_url, fake_groq,
+                                             **{"ASYNC_MODE": "threading", "LOG_LEVEL": "warning", **overrides})))
         return apps[-1]
 
     yield build
@@ -241,31 +325,76 @@ class LiveServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class Harness:
+    """A module's shared real server: the process, its own fake Groq, a store on its database, this test's sockets."""
+
+    def __init__(self, server: LiveServer, fake: FakeGroq, store):
+        """Wrap a started server."""
+        self.server, self.fake, self.store, self.url = server, fake, store, server.url
+        self.clients: list = []
+
+    def client(self, token: str | None = None, **options):
+        """A connected LiveClient (closed after the test), once its session has arrived."""
+        from tests.live_client import LiveClient
+
+        client = LiveClient(self.url, token, **options)
+        self.clients.append(client)
+        client.wait("session_id")
+        return client
+
+    def person(self, name: str):
+        """A browser (requests.Session) signed up as `name` (accounts mode)."""
+        import requests
+
+        from tests.accounts_kit import Browser
+
+        web = Browser(requests.Session(), self.url)
+        assert web.signup(name).status_code == 302
+        return web
+
+    def socket(self, web):
+        """A live socket riding on a browser's cookie, once its history has arrived."""
+        from tests.live_client import LiveClient
+
+        client = LiveClient(self.url, headers={"Cookie": f"chatbot_token={web.cookie()}"})
+        self.clients.append(client)
+        client.wait("history")
+        return client
+
+    def reset(self) -> None:
+        """Forget scripted responses, let held streams go, close this test's sockets."""
+        with self.fake._lock:
+            self.fake._scripts.clear()
+        self.fake.release()
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+
+
+@contextmanager
+def running_server(tmp: Path, name: str, **env) -> Iterator[Harness]:
+    """A real server on a SQLite file of its own with its own fake Groq (`server_settings` plus `env`), for a module's
+    tests; stopped afterwards."""
+    from chatbot.store import Store
+
+    with FakeGroq() as fake:
+        settings = server_settings(f"sqlite:///{tmp / f'{name}.db'}", fake, **env)
+        server = LiveServer(settings, tmp / f"{name}.log").start()
+        store = Store(settings["DATABASE_URL"])
+        try:
+            yield Harness(server, fake, store)
+        finally:
+            store.close()
+            server.stop()
+
+
 @pytest.fixture
 def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
     """Factory: `live_server(**env)` starts the real server against the fake Groq and a fresh database."""
     servers: list[LiveServer] = []
 
     def start(async_mode: str = "eventlet", start: bool = True, **env) -> LiveServer:
-        settings = {
-            "HOST": "127.0.0.1",
-            "PORT": str(free_port()),
-            "ASYNC_MODE": async_mode,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET,
-            "LLM_PROVIDER": "groq",
-            "GROQ_API_KEY": fake_groq.api_key,
-            "GROQ_BASE_URL": fake_groq.base_url,
-            "REDIS_URL": "",
-            "RATE_LIMIT_MESSAGES": "1000/minute",
-            "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
-            "RATE_LIMIT_CONNECTIONS": "1000/minute",
-            "RATE_LIMIT_ACTIONS": "1000/minute",
-            "RATE_LIMIT_SEARCH": "1000/minute",
-            "LOG_LEVEL": "info",
-            "PYTHONUNBUFFERED": "1",
-        }
-        settings.update({key: str(value) for key, value in env.items()})
+        settings = server_settings(database_url, fake_groq, ASYNC_MODE=async_mode, **env)
         server = LiveServer(settings, tmp_path / f"server-{len(servers)}.log")
         servers.append(server)
         return server.start() if start else server

@@ -9,6 +9,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from tests import storekit
 from tests.accounts_kit import CHEAP_ARGON2, PASSWORD, Browser, location, text
 
 
@@ -304,14 +305,14 @@ def test_anonymous_conversations_move_into_the_account_at_signup(accounts):
     app = accounts()
     store = store_of(app)
     owner_id, conversation = store.create_session()
-    store.add_message(owner_id, conversation["id"], "user", "made before signing up")
+    storekit.turn(store, owner_id, conversation["id"], "made before signing up", "noted")
     web = browser(app)
     web.client.set_cookie("chatbot_token", app.extensions["chatbot_tokens"].issue(owner_id))
     web.signup("alice")
     user = store.find_user("alice")
     assert [c["id"] for c in store.list_conversations(user["owner_id"])] == [conversation["id"]]
     assert store.get_active_conversation(user["owner_id"]) == conversation["id"]
-    assert not store.owner_exists(owner_id)
+    assert not storekit.owner_exists(store, owner_id)
 
 
 def test_idle_cleanup_keeps_accounts(accounts):
@@ -342,7 +343,7 @@ def test_quota_spent_is_rate_limited_with_the_reset_time_and_groq_is_not_called(
     finally:
         counter.close()
     events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
-    assert store_of(app).tokens_today(store_of(app).find_user("alice")["id"]) == 150
+    assert storekit.tokens_today(store_of(app), store_of(app).find_user("alice")["id"]) == 150
     refused = client.emit("user_message", {"message": "again"}, callback=True)
     assert refused["error"]["code"] == "rate_limited" and "resets at 00:00 UTC" in refused["error"]["message"]
     assert refused["error"]["retry_after"] > 0 and len(fake_groq.requests) == 1

@@ -17,8 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from chatbot.store import Store, users
 from tests.accounts_kit import CHEAP_ARGON2, PASSWORD, Browser, location
-from tests.conftest import SECRET, LiveServer, free_port, wait_until
-from tests.fake_groq import FakeGroq
+from tests.conftest import running_server, wait_until
 from tests.live_client import LiveClient
 from tests.test_hardening import assert_refusal, refused_connect
 
@@ -27,64 +26,19 @@ pytestmark = pytest.mark.server
 ACCOUNTS = {"AUTH_MODE": "accounts", "SIGNUP": "open", **CHEAP_ARGON2}
 
 
-class Harness:
-    """The shared accounts server, its fake Groq and its database."""
-
-    def __init__(self, server: LiveServer, fake: FakeGroq, store: Store):
-        """Wrap a started server."""
-        self.server, self.fake, self.store, self.url = server, fake, store, server.url
-        self.clients: list[LiveClient] = []
-
-    def person(self, name: str) -> Browser:
-        """A browser (requests.Session) signed up as `name`."""
-        web = Browser(requests.Session(), self.url)
-        assert web.signup(name).status_code == 302
-        return web
-
-    def socket(self, web: Browser) -> LiveClient:
-        """A live socket riding on a browser's cookie."""
-        client = LiveClient(self.url, headers={"Cookie": f"chatbot_token={web.cookie()}"})
-        self.clients.append(client)
-        client.wait("history")
-        return client
-
-    def close_clients(self) -> None:
-        """Close this test's sockets."""
-        for client in self.clients:
-            client.close()
-        self.clients.clear()
-
-
-def env_for(fake: FakeGroq, database_url: str, **overrides) -> dict:
-    """A real server's environment: the fake Groq, no message limits in the way."""
-    return {"HOST": "127.0.0.1", "PORT": str(free_port()), "ASYNC_MODE": "eventlet", "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET, "GROQ_API_KEY": fake.api_key, "GROQ_BASE_URL": fake.base_url, "REDIS_URL": "",
-            "RATE_LIMIT_MESSAGES": "1000/minute", "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
-            "RATE_LIMIT_CONNECTIONS": "1000/minute", "RATE_LIMIT_SIGNIN": "1000/minute",
-            "RATE_LIMIT_SIGNIN_PER_IP": "1000/minute", "LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1",
-            **ACCOUNTS, **overrides}
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     """One accounts-mode eventlet server for the module, sweeping logins every second."""
-    tmp = tmp_path_factory.mktemp("accounts")
-    with FakeGroq() as fake:
-        env = env_for(fake, f"sqlite:///{tmp / 'accounts.db'}", PING_INTERVAL="1", PING_TIMEOUT="5")
-        server = LiveServer(env, tmp / "accounts.log").start()
-        store = Store(env["DATABASE_URL"])
-        try:
-            yield Harness(server, fake, store)
-        finally:
-            store.close()
-            server.stop()
+    with running_server(tmp_path_factory.mktemp("accounts"), "accounts", **ACCOUNTS, PING_INTERVAL="1",
+                        PING_TIMEOUT="5") as harness:
+        yield harness
 
 
 @pytest.fixture
 def main(shared):
     """The shared server; this test's sockets are closed after it."""
     yield shared
-    shared.close_clients()
+    shared.reset()
 
 
 def refusal_code(url: str, cookie: str) -> str:

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from tests import storekit
 from tests.accounts_kit import PASSWORD, Browser, location, text
 from tests.test_accounts import accounts, browser, socket_of, store_of  # noqa: F401  (the fixture too)
 
@@ -83,10 +84,10 @@ def test_admin_delete_needs_confirmation_and_takes_the_data(team):
     store = store_of(app)
     user = store.find_user("bob")
     conversation = store.create_conversation(user["owner_id"])
-    store.add_message(user["owner_id"], conversation["id"], "user", "bob's words")
+    storekit.turn(store, user["owner_id"], conversation["id"], "bob's words", "noted")
     assert act(admin, user["id"], "delete").status_code == 400
     assert act(admin, user["id"], "delete", confirm="yes").status_code == 302
-    assert store.find_user("bob") is None and not store.owner_exists(user["owner_id"])
+    assert store.find_user("bob") is None and not storekit.owner_exists(store, user["owner_id"])
     from chatbot.store import NotFound
 
     with pytest.raises(NotFound):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests import storekit
 from tests.conftest import ROOT, SECRET
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -405,11 +406,10 @@ def test_page_pages_a_thousand_message_history(live_server, open_chat, database_
     server = live_server(start=False)
     store = Store(database_url)
     store.migrate()
-    owner = store.create_owner()
-    conversation = store.create_conversation(owner, "Long chat")["id"]
-    store.set_active_conversation(owner, conversation)
-    for i in range(1000):
-        store.add_message(owner, conversation, "user" if i % 2 == 0 else "assistant", f"message {i:04d}")
+    owner, conversation = store.create_session()
+    conversation = conversation["id"]
+    storekit.fill(store, owner, conversation, [f"message {i:04d}" for i in range(1000)])
+    store.rename_conversation(owner, conversation, "Long chat")
     store.close()
     server.start()
     cookie = {"name": COOKIE_NAME, "value": SessionTokens(SECRET, 86400).issue(owner), "url": server.url}

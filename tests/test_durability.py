@@ -8,6 +8,7 @@ import requests
 from chatbot.store import Store
 from tests.conftest import wait_until
 from tests.live_client import LiveClient
+from tests.storekit import owner_exists
 
 pytestmark = pytest.mark.server
 
@@ -155,7 +156,7 @@ def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, recei
         conn.execute(sa.update(store_module.owners).where(store_module.owners.c.id == idle["session_id"])
                      .values(last_seen_at=datetime.now(UTC) - timedelta(days=400)))
     assert chat.conversations.cleanup() == 1
-    assert not chat.store.owner_exists(idle["session_id"]) and chat.store.owner_exists(fresh["session_id"])
+    assert not owner_exists(chat.store, idle["session_id"]) and owner_exists(chat.store, fresh["session_id"])
     with pytest.raises(store_module.NotFound):
         chat.store.get_conversation(idle["session_id"], ack["conversation_id"])
 

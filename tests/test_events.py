@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatbot.turns.context import build_context
+from tests.storekit import messages_of
 
 
 def connect(socket_client, received, auth=None):
@@ -30,7 +31,7 @@ def wait_text(events, reply_id, expected):
 
 def stored(app, owner_id, conversation_id):
     """The conversation's stored messages."""
-    return app.extensions["chatbot"].store.list_messages(owner_id, conversation_id)
+    return messages_of(app.extensions["chatbot"].store, owner_id, conversation_id)
 
 
 def test_connect_sends_session_history_and_welcome(socket_client, received):

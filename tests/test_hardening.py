@@ -28,8 +28,9 @@ from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
 from chatbot.store import Store
 from chatbot.web.sessions import COOKIE_NAME, SessionTokens
-from tests.conftest import SECRET, LiveServer, free_port, wait_until
-from tests.fake_groq import FakeGroq
+from fakes.groq import FakeGroq
+from tests import storekit
+from tests.conftest import SECRET, running_server, wait_until
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -41,53 +42,24 @@ DAY = 86400
 # ---- the shared server --------------------------------------------------------------------------------------
 
 
-class Harness:
-    """The shared server, its fake Groq and a read-only view of its database."""
-
-    def __init__(self, server: LiveServer, fake: FakeGroq, store: Store):
-        """Wrap a started server."""
-        self.server, self.fake, self.store = server, fake, store
-        self.url = server.url
-        self.clients: list[LiveClient] = []
-
-    def client(self, token: str | None = None, **options) -> LiveClient:
-        """A connected LiveClient (closed after the test), once its session has arrived."""
-        client = LiveClient(self.url, token, **options)
-        self.clients.append(client)
-        client.wait("session_id")
-        return client
-
-    def reset(self) -> None:
-        """Forget scripted responses, let held streams go, close this test's clients."""
-        with self.fake._lock:
-            self.fake._scripts.clear()
-        self.fake.release()
-        for client in self.clients:
-            client.close()
-        self.clients.clear()
-
-
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory):
     """One real eventlet server for the module: small upstream timeouts, one reply at a time per session."""
-    tmp = tmp_path_factory.mktemp("hardening")
-    with FakeGroq() as fake:
-        env = {
-            "HOST": "127.0.0.1", "PORT": str(free_port()), "ASYNC_MODE": "eventlet",
-            "DATABASE_URL": f"sqlite:///{tmp / 'shared.db'}", "SECRET_KEY": SECRET,
-            "GROQ_API_KEY": fake.api_key, "GROQ_BASE_URL": fake.base_url, "REDIS_URL": "",
-            "RATE_LIMIT_MESSAGES": "1000/minute", "RATE_LIMIT_MESSAGES_PER_IP": "1000/minute",
-            "RATE_LIMIT_CONNECTIONS": "1000/minute", "ALLOWED_ORIGINS": ALLOWED_ORIGIN,
-            "MAX_CONCURRENT_REPLIES": "1", "GROQ_TIMEOUT": "1", "GROQ_MAX_RETRY_WAIT": "2",
-            "LOG_LEVEL": "info", "LOG_CONTENT": "false", "PYTHONUNBUFFERED": "1",
-        }
-        server = LiveServer(env, tmp / "shared.log").start()
-        store = Store(env["DATABASE_URL"])
-        try:
-            yield Harness(server, fake, store)
-        finally:
-            store.close()
-            server.stop()
+    with running_server(tmp_path_factory.mktemp("hardening"), "shared", ALLOWED_ORIGINS=ALLOWED_ORIGIN,
+                        MAX_CONCURRENT_REPLIES="1", GROQ_TIMEOUT="1", GROQ_MAX_RETRY_WAIT="2",
+                        LOG_CONTENT="false") as harness:
+        yield harness
+        # Checked once every test of the module that used the server has run, in whatever order they ran: whatever
+        # they did to it, its log is still one line per event.
+        assert_structured(harness.server.log())
+
+
+def assert_structured(log: str) -> None:
+    """Every line of a server log is one structured event (or the start-up line), and none is a traceback."""
+    lines = log.splitlines()
+    assert all(LOG_LINE.match(line) or line.startswith("chatbotws: serving on") for line in lines), [
+        line for line in lines if not LOG_LINE.match(line)][:5]
+    assert "Traceback" not in log
 
 
 @pytest.fixture
@@ -162,9 +134,9 @@ def metric(url: str, name: str) -> float:
 
 def messages_of(store: Store, owner_id: str) -> list[dict]:
     """Every stored message of a session, all conversations."""
-    if not store.owner_exists(owner_id):
+    if not storekit.owner_exists(store, owner_id):
         return []
-    return [m for c in store.list_conversations(owner_id) for m in store.list_messages(owner_id, c["id"])]
+    return [m for c in store.list_conversations(owner_id) for m in storekit.messages_of(store, owner_id, c["id"])]
 
 
 def owner_count(store: Store) -> int:
@@ -628,7 +600,7 @@ def test_ratelimit_concurrent_replies_per_session_are_capped(main):
     ack = client.call("user_message", {"message": "now it fits"})
     assert ack["ok"] is True and ack["conversation_id"] == second_conversation
     client.final(ack["reply_id"])
-    texts = [m["content"] for m in main.store.list_messages(session["session_id"], second_conversation)]
+    texts = [m["content"] for m in storekit.messages_of(main.store, session["session_id"], second_conversation)]
     assert texts == ["now it fits", main.fake.last_text]
 
 
@@ -810,9 +782,8 @@ def test_logs_are_one_line_per_event_with_ids_and_no_content(main):
     log = main.server.log()
     assert canary not in log and session["token"] not in log and main.fake.api_key not in log
     assert main.fake.last_text not in log
+    assert_structured(log)
     lines = log.splitlines()
-    assert all(LOG_LINE.match(line) or line.startswith("chatbotws: serving on") for line in lines), [
-        line for line in lines if not LOG_LINE.match(line)][:5]
     accepted = next(line for line in lines if f"reply={ack['reply_id']} chars=" in line)
     assert "event=user_message sid=" in accepted and f"conversation={ack['conversation_id']}" in accepted
     finished = next(line for line in lines if f"reply={ack['reply_id']} conversation=" in line)
@@ -844,15 +815,6 @@ def test_logs_carry_content_only_when_log_content_is_on(make_app, received):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def test_logs_shared_server_log_stayed_structured(main):
-    """Run last: whatever every test above did to the shared server, its log is still one line per event."""
-    lines = main.server.log().splitlines()
-    assert all(LOG_LINE.match(line) or line.startswith("chatbotws: serving on") for line in lines), [
-        line for line in lines if not LOG_LINE.match(line)][:5]
-    assert "Traceback" not in "\n".join(lines)
-
 
 
 def test_hardening_half_sent_request_is_dropped_after_a_ping_round(live_server):

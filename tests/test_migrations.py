@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from chatbot.store import Store, conversations, messages, owners
+from tests.storekit import messages_of
 
 DATA = Path(__file__).parent / "data"
 OWNER, OTHER = "a" * 32, "b" * 32
@@ -60,11 +61,11 @@ def test_upgrade_of_a_pre_alembic_database_keeps_every_row(database_url):
         assert not sa.inspect(store.engine).has_table("schema_version")
         # The store reads it as its own: history, the interrupted reply, client ids, usage and reasoning.
         active = store.get_active_conversation(OWNER)
-        history = store.list_messages(OWNER, active)
+        history = messages_of(store, OWNER, active)
         assert len(history) == 6 and history[0]["content"].endswith("— ünïcode ✓")
         assert history[1]["reasoning"] == "thought" and history[1]["usage"] == {"completion_tokens": 1}
         assert store.find_client_message(OWNER, active, history[0]["client_id"])["id"] == history[0]["id"]
-        statuses = {m["status"] for c in store.list_conversations(OWNER) for m in store.list_messages(OWNER, c["id"])}
+        statuses = {m["status"] for c in store.list_conversations(OWNER) for m in messages_of(store, OWNER, c["id"])}
         assert "interrupted" in statuses
         assert [c["title"] for c in store.list_conversations(OTHER)] == ["Someone else's"]
         # The tree: each message's parent is the one before it in its conversation, the last one is the active leaf.
@@ -77,7 +78,7 @@ def test_upgrade_of_a_pre_alembic_database_keeps_every_row(database_url):
             conversation_id: chain[-1]["id"] for conversation_id, chain in by_conversation.items()}
         assert store.active_path(OWNER, active) == history
         # The search indexes hold the old text, each owner only its own.
-        own = {m["id"] for c in store.list_conversations(OWNER) for m in store.list_messages(OWNER, c["id"])
+        own = {m["id"] for c in store.list_conversations(OWNER) for m in messages_of(store, OWNER, c["id"])
                if m["content"].endswith("ünïcode ✓")}
         assert {r["message_id"] for r in store.search(OWNER, "ünïcode", 50) if r["message_id"]} == own
         assert not own & {r["message_id"] for r in store.search(OTHER, "ünïcode", 50)}

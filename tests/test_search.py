@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chatbot.store.search import mark, query_words
+from tests import storekit
 
 
 @pytest.fixture
@@ -15,11 +16,10 @@ def store(app):
 
 
 def fill(store, texts, title="Notes"):
-    """A new owner with one conversation called `title` holding `texts` (alternating user/assistant); returns
-    (owner, conversation id, message ids)."""
+    """A new owner with one conversation called `title` holding `texts` (alternating questions and answers, as
+    turns); returns (owner, conversation id, message ids)."""
     owner, conversation = store.create_session()
-    ids = [store.add_message(owner, conversation["id"], ("user", "assistant")[i % 2], text)[0]["id"]
-           for i, text in enumerate(texts)]
+    ids = [message["id"] for message in storekit.fill(store, owner, conversation["id"], texts)]
     store.rename_conversation(owner, conversation["id"], title)
     return owner, conversation["id"], ids
 
@@ -99,9 +99,9 @@ def test_search_finds_a_streaming_reply_once_it_is_finished(store):
     started = store.begin_turn(owner, conversation["id"], "tell me", client_id=None, context_limit=10)
     store.checkpoint_many([(started.reply["id"], "the quokka is", None)])
     assert store.search(owner, "quokka") == []
-    store.update_message(started.reply["id"], content="the quokka is happy", status="complete")
+    store.finish_reply(started.reply["id"], user_id=None, tokens=0, content="the quokka is happy", status="complete")
     assert [r["message_id"] for r in store.search(owner, "quokka")] == [started.reply["id"]]
-    store.update_message(started.reply["id"], content="now about wombats")
+    store.finish_reply(started.reply["id"], user_id=None, tokens=0, content="now about wombats")
     assert store.search(owner, "quokka") == [] and len(store.search(owner, "wombats")) == 1
 
 

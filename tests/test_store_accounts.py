@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from chatbot.store import LinkInvalid, QuotaExceeded, Store, UsernameTaken, reply_tokens
 from chatbot.store.schema import usage_hourly
+from tests import storekit
 
 
 @pytest.fixture
@@ -80,12 +81,12 @@ def test_accounts_unknown_ids_are_lookup_errors(store):
 def test_accounts_delete_takes_conversations_usage_and_links(store):
     admin, bob = user(store, "admin"), user(store, "bob")
     conversation = store.create_conversation(bob["owner_id"])
-    store.add_message(bob["owner_id"], conversation["id"], "user", "hi")
+    storekit.turn(store, bob["owner_id"], conversation["id"], "hi", "hello")
     with store._transaction() as conn:
         store._count_usage(conn, bob["id"], 10)
     store.create_link("reset", created_by=admin["id"], user_id=bob["id"], ttl_seconds=60)
     store.delete_user(bob["id"])
-    assert not store.owner_exists(bob["owner_id"]) and store.get_user(bob["id"]) is None
+    assert not storekit.owner_exists(store, bob["owner_id"]) and store.get_user(bob["id"]) is None
     with store.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(usage_hourly)) == 0
     assert store.find_user("admin") is not None
@@ -123,7 +124,7 @@ def test_adopt_moves_only_an_anonymous_owners_conversations(store):
     assert store.adopt_conversations(alice["owner_id"], anonymous) == 1
     assert store.get_conversation(alice["owner_id"], conversation["id"])["id"] == conversation["id"]
     assert store.get_active_conversation(alice["owner_id"]) == conversation["id"]
-    assert not store.owner_exists(anonymous) and store.owner_exists(bob["owner_id"])
+    assert not storekit.owner_exists(store, anonymous) and storekit.owner_exists(store, bob["owner_id"])
 
 
 def test_usage_counts_per_hour_and_sums_the_windows(store):
@@ -139,7 +140,7 @@ def test_usage_counts_per_hour_and_sums_the_windows(store):
     figures = {row["username"]: row for row in store.users_with_usage()}
     assert (figures["alice"]["messages_24h"], figures["alice"]["tokens_24h"]) == (2, 42)
     assert (figures["alice"]["messages_30d"], figures["alice"]["tokens_30d"]) == (3, 142)
-    assert figures["bob"]["tokens_30d"] == 0 and store.tokens_today(alice["id"]) == 42
+    assert figures["bob"]["tokens_30d"] == 0 and storekit.tokens_today(store, alice["id"]) == 42
     assert store.delete_old_usage() == 1
 
 
@@ -173,7 +174,7 @@ def test_idle_owners_of_accounts_are_kept(store):
     account = user(store, "alice")
     anonymous, _ = store.create_session()
     assert store.delete_idle_owners(0) == 1
-    assert store.owner_exists(account["owner_id"]) and not store.owner_exists(anonymous)
+    assert storekit.owner_exists(store, account["owner_id"]) and not storekit.owner_exists(store, anonymous)
 
 
 def start_reply(store: Store, account: dict) -> dict:

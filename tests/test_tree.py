@@ -8,6 +8,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from tests import storekit
+
 
 def connect(socket_client, received, auth=None):
     """Connect and return (client, events, session payload)."""
@@ -282,21 +284,16 @@ def store(app):
     return app.extensions["chatbot"].store
 
 
-def test_store_delete_message_keeps_the_tree_whole(store):
-    owner, conversation = store.create_session()
-    ids = [store.add_message(owner, conversation["id"], role, text)[0]["id"]
-           for role, text in [("user", "q"), ("assistant", "a"), ("user", "q2"), ("assistant", "a2")]]
-    store.delete_message(owner, ids[1])
-    assert [m["content"] for m in store.active_path(owner, conversation["id"])] == ["q", "q2", "a2"]
-    store.delete_message(owner, ids[3])
-    assert [m["content"] for m in store.active_path(owner, conversation["id"])] == ["q", "q2"]
+def finish(store, started, text):
+    """The final write of a turn's reply: `text`, complete."""
+    store.finish_reply(started.reply["id"], user_id=None, tokens=0, content=text, status="complete")
 
 
 def test_store_switch_branch_of_another_owner_is_not_found(store):
     from chatbot.store import NotFound
 
     owner, conversation = store.create_session()
-    message, _ = store.add_message(owner, conversation["id"], "user", "mine")
+    message, _ = storekit.turn(store, owner, conversation["id"], "mine", "yours")
     intruder, _ = store.create_session()
     for bad in (message["id"], 0, -1, 2**31, "1", None):
         with pytest.raises(NotFound):
@@ -307,12 +304,12 @@ def test_store_switch_branch_of_another_owner_is_not_found(store):
 def test_store_switch_branch_goes_to_the_newest_leaf_not_the_newest_child(store):
     owner, conversation = store.create_session()
     first = store.begin_turn(owner, conversation["id"], "q", client_id=None, context_limit=10)
-    store.update_message(first.reply["id"], content="a1", status="complete")
+    finish(store, first, "a1")
     second = store.begin_regenerate(owner, conversation["id"], context_limit=10)  # a2: the newest child of q
-    store.update_message(second.reply["id"], content="a2", status="complete")
+    finish(store, second, "a2")
     store.switch_branch(owner, first.reply["id"], 10)
     later = store.begin_turn(owner, conversation["id"], "q2", client_id=None, context_limit=10)  # under a1
-    store.update_message(later.reply["id"], content="later", status="complete")
+    finish(store, later, "later")
     store.switch_branch(owner, second.reply["id"], 10)
     branch = store.switch_branch(owner, first.message["id"], 10)
     assert branch.leaf_id == later.reply["id"]

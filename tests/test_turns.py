@@ -9,6 +9,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from tests import storekit
 from tests.live_client import LiveClient
 
 
@@ -111,13 +112,9 @@ def test_connect_writes_last_seen_only_when_stale(socket_client, received, app, 
 
 
 def fill(app, owner_id: str, conversation_id: str, n: int) -> list[int]:
-    """Store n alternating user/assistant messages directly; return their ids."""
+    """Store n alternating questions and answers (n/2 finished turns) through the store; return their ids."""
     store = app.extensions["chatbot"].store
-    ids = []
-    for i in range(n):
-        message, _ = store.add_message(owner_id, conversation_id, "user" if i % 2 == 0 else "assistant", f"m{i}")
-        ids.append(message["id"])
-    return ids
+    return [m["id"] for m in storekit.fill(store, owner_id, conversation_id, [f"m{i}" for i in range(n)])]
 
 
 def test_history_is_paged_and_load_more_walks_back(make_app, received):

@@ -1,5 +1,5 @@
-"""The durable store: owners (sessions), accounts, conversations, messages (a tree) and usage on SQLite or
-Postgres, owner-scoped."""
+"""The durable store: owners (a visitor's or an account's conversation space), accounts, conversations, messages
+(a tree) and usage on SQLite or Postgres, owner-scoped. Messages are written only by the turn path (turns.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Owners (sessions) and conversations: every query scoped to its owner."""
+"""Owners (a visitor's or an account's conversation space) and conversations: every query scoped to its owner."""
 
 from __future__ import annotations
 
@@ -25,29 +25,7 @@ from .schema import conversations, owners
 class ConversationQueries:
     """Owner and conversation queries (mixed into Store, which provides `_transaction`)."""
 
-    # owners (sessions)
-
-    def create_owner(self, owner_id: str | None = None) -> str:
-        """Create an owner (a fresh uuid4 hex id unless given) and return its id; an existing id is kept."""
-        if owner_id is None:
-            owner_id = uuid.uuid4().hex
-        elif not _valid_id(owner_id):
-            raise ValueError("owner id must be 32 lowercase hex characters")
-        now = _now()
-        try:
-            with self._transaction() as conn:
-                conn.execute(sa.insert(owners).values(id=owner_id, created_at=now, last_seen_at=now))
-        except IntegrityError:
-            # Re-creating a known id (e.g. two tabs restoring one session at once) is not an error.
-            self.touch_owner(owner_id)
-        return owner_id
-
-    def owner_exists(self, owner_id: str) -> bool:
-        """Tell whether the owner exists."""
-        if not _valid_id(owner_id):
-            return False
-        with self._transaction(write=False) as conn:
-            return conn.scalar(sa.select(owners.c.id).where(owners.c.id == owner_id)) is not None
+    # owners
 
     def touch_owner(self, owner_id: str) -> None:
         """Record that the owner was just seen; NotFound if the owner does not exist."""

@@ -1,5 +1,6 @@
-"""The turn engine's queries: a whole turn's writes in one transaction, a connect in one read, paged history along
-the active path, and every streaming reply's checkpoint in one statement batch."""
+"""The turn path, the store's one write path for messages: a whole turn's writes in one transaction (begin_turn,
+begin_regenerate), every streaming reply's checkpoint in one statement batch (checkpoint_many), a reply's final write
+(finish_reply); and a connect in one read, paged history along the active path."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from .rows import (
     _MESSAGE_COLUMNS,
     DEFAULT_TITLE,
+    STATUSES,
     NotFound,
     _check_text,
     _clean_stream_text,
@@ -45,7 +47,7 @@ class TurnStart:
 
 
 @dataclass
-class Session:
+class OwnerState:
     """A connecting owner as one read sees it."""
 
     owner_id: str
@@ -64,7 +66,7 @@ class NotEditable(Exception):
     """The message to edit is not a user message."""
 
 
-def _session_query(with_user: bool) -> sa.Select:
+def _owner_state_query(with_user: bool) -> sa.Select:
     """A connect's one read: the owner's last-seen time, its active conversation and that one's leaf (and, for an
     account, its state and session version)."""
     columns = [owners.c.last_seen_at, conversations.c.id, active_leaf().label("leaf_id")]
@@ -93,9 +95,25 @@ def _turn_conversation_query(lock: bool) -> sa.Select:
     return query.with_for_update(of=conversations) if lock else query
 
 
+def _reply_changes(reply_id: int, **fields) -> dict | None:
+    """The checked columns a reply's final write sets (None leaves a field as is), with its `updated_at`; None when
+    nothing changes."""
+    if fields.get("status") is not None and fields["status"] not in STATUSES:
+        raise ValueError(f"status must be one of {sorted(STATUSES)}")
+    if not _valid_message_id(reply_id):
+        raise NotFound(reply_id)
+    for name in ("content", "reasoning"):
+        if fields.get(name) is not None:
+            fields[name] = _clean_stream_text(fields[name])
+    changes = {key: value for key, value in fields.items() if value is not None}
+    if not changes:
+        return None
+    return {"updated_at": _now(), **changes}
+
+
 # Built once (see rows.py): the statements every connect, turn and checkpoint runs.
-_SESSION = _session_query(with_user=False)
-_SESSION_OF_USER = _session_query(with_user=True)
+_OWNER_STATE = _owner_state_query(with_user=False)
+_OWNER_STATE_OF_USER = _owner_state_query(with_user=True)
 _TURN_CONVERSATION = _turn_conversation_query(lock=True)
 _TURN_CONVERSATION_UNLOCKED = _turn_conversation_query(lock=False)
 _BY_CLIENT_ID = sa.select(*_MESSAGE_COLUMNS).where(messages.c.conversation_id == sa.bindparam("conversation_id"),
@@ -115,9 +133,9 @@ _TOUCH_OWNER_IF_BEFORE = (sa.update(owners)
 
 
 class TurnQueries:
-    """Turn-path queries (mixed into Store, which provides `_transaction` and `_owned_conversation`)."""
+    """Turn-path queries (mixed into Store, which provides `_transaction`, `_owned_conversation` and `_count_usage`)."""
 
-    def open_session(self, owner_id: str, page_size: int, *, user_id: str | None = None) -> Session | None:
+    def open_session(self, owner_id: str, page_size: int, *, user_id: str | None = None) -> OwnerState | None:
         """One read for a connect: the owner, its active conversation and that conversation's newest page.
 
         With `user_id`, the owner must be that account's, and the account's state and session version come along
@@ -125,15 +143,15 @@ class TurnQueries:
         """
         if not _valid_id(owner_id) or (user_id is not None and not _valid_id(user_id)):
             return None
-        query, params = (_SESSION, {"owner_id": owner_id}) if user_id is None else \
-            (_SESSION_OF_USER, {"owner_id": owner_id, "user_id": user_id})
+        query, params = (_OWNER_STATE, {"owner_id": owner_id}) if user_id is None else \
+            (_OWNER_STATE_OF_USER, {"owner_id": owner_id, "user_id": user_id})
         with self._transaction(write=False) as conn:
             row = conn.execute(query, params).first()
             if row is None:
                 return None
             page, more = ([], False) if row.id is None else self._page(conn, row.id, row.leaf_id, page_size)
         user = (row.state, row.session_version) if user_id is not None else None
-        return Session(owner_id, row.last_seen_at, row.id, page, more, user)
+        return OwnerState(owner_id, row.last_seen_at, row.id, page, more, user)
 
     def create_session(self, owner_id: str | None = None) -> tuple[str, dict]:
         """A new owner (the given id, or a fresh one) with one empty, active conversation: (owner id, conversation)."""
@@ -251,6 +269,20 @@ class TurnQueries:
                 for reply_id, content, reasoning in replies]
         with self._transaction() as conn:
             conn.execute(_CHECKPOINT, rows)
+
+    def finish_reply(self, reply_id: int, *, user_id: str | None, tokens: int, content: str | None = None,
+                     reasoning: str | None = None, status: str | None = None, usage: dict | None = None,
+                     finish_reason: str | None = None, error_code: str | None = None, model: str | None = None,
+                     speed: dict | None = None) -> None:
+        """A reply's final write, one transaction: its fields (None leaves a field as is) with one UPDATE by primary
+        key and, for an account, one more reply and `tokens` in this hour's usage. NotFound if the reply is gone."""
+        changes = _reply_changes(reply_id, content=content, reasoning=reasoning, status=status, usage=usage,
+                                 finish_reason=finish_reason, error_code=error_code, model=model, speed=speed)
+        with self._transaction() as conn:
+            if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
+                raise NotFound(reply_id)
+            if user_id is not None:
+                self._count_usage(conn, user_id, tokens)
 
     def touch_owner_if_before(self, owner_id: str, cutoff: datetime) -> None:
         """Record that the owner was seen, only when its last-seen time is older than `cutoff` (throttled writes)."""

@@ -1,5 +1,5 @@
-"""Usage per account: hourly counters written by a reply's final write, the daily token quota checked inside a
-turn's one transaction, and the admin page's figures (last 24 hours and 30 days)."""
+"""Usage per account: hourly counters written by a reply's final write (turns.finish_reply), the daily token quota
+checked inside a turn's one transaction, and the admin page's figures (last 24 hours and 30 days)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from .rows import NotFound, _iso, _now, update_row
-from .schema import messages, owners, usage_hourly, users
+from .rows import _iso, _now
+from .schema import owners, usage_hourly, users
 
 USAGE_KEPT = timedelta(days=31)
 
@@ -45,24 +45,7 @@ def reply_tokens(usage: dict | None, text: str) -> int:
 
 
 class UsageQueries:
-    """Usage and quota queries (mixed into Store, which provides `_transaction`, `_message_changes`, `dialect`)."""
-
-    def finish_reply(self, reply_id: int, *, user_id: str | None, tokens: int, **fields) -> None:
-        """A reply's final write: its fields (as update_message takes them) and, for an account, one more reply and
-        `tokens` in this hour's usage — one transaction. NotFound if the reply is gone."""
-        changes = self._message_changes(reply_id, **fields)
-        with self._transaction() as conn:
-            if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
-                raise NotFound(reply_id)
-            if user_id is not None:
-                self._count_usage(conn, user_id, tokens)
-
-    def tokens_today(self, user_id: str) -> int:
-        """Tokens the account spent since midnight UTC."""
-        query = sa.select(sa.func.coalesce(sa.func.sum(usage_hourly.c.tokens), 0)).where(
-            usage_hourly.c.user_id == user_id, usage_hourly.c.hour >= _midnight(_now()))
-        with self._transaction(write=False) as conn:
-            return int(conn.scalar(query))
+    """Usage and quota queries (mixed into Store, which provides `_transaction` and `dialect`)."""
 
     def users_with_usage(self) -> list[dict]:
         """Every account (oldest first) with its state, role, last-seen time, and replies and tokens in the last

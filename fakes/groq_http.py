@@ -1,6 +1,6 @@
-"""The fake Groq's threaded HTTP server, which plays the scripts of `tests.fake_groq.FakeGroq` on loopback.
+"""The fake Groq's threaded HTTP server, which plays the scripts of `fakes.groq.FakeGroq` on loopback.
 
-The wire format (paths, bodies, usage, headers) is in `tests.fake_groq_wire`.
+The wire format (paths, bodies, usage, headers) is in `fakes.groq_wire`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from tests.fake_groq_wire import (
+from fakes.groq_wire import (
     CHAT_PATHS,
     ENDPOINT,
     MODEL_PATHS,
@@ -29,7 +29,7 @@ from tests.fake_groq_wire import (
 )
 
 if TYPE_CHECKING:
-    from tests.fake_groq import FakeGroq
+    from fakes.groq import FakeGroq
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

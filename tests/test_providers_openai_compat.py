@@ -15,9 +15,9 @@ import pytest
 from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.providers.base import Delta, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
+from fakes.groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
 from tests.conftest import ROOT
-from tests.fake_groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
-from tests.test_llm import GREEN_SCRIPT
+from tests.test_providers_groq import GREEN_SCRIPT
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},

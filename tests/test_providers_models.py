@@ -16,7 +16,7 @@ import pytest
 from chatbot.providers.demo import DemoProvider
 from chatbot.providers.groq import GroqProvider
 from chatbot.providers.models import ModelRegistry, chat_entry, effort_for, model_entry, model_family, model_label
-from tests.fake_groq import DEFAULT_MODELS, MODELS_ENDPOINT
+from fakes.groq import DEFAULT_MODELS, MODELS_ENDPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [{"role": "user", "content": "Say hello."}]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fake_groq import (
+from fakes.groq import (
     DEFAULT_MODELS,
     DEFAULT_RATELIMIT,
     DEFAULT_TEXT,
@@ -162,9 +162,9 @@ def test_fake_groq_close_releases_held_stream():
 
 
 def test_fake_groq_runs_standalone():
-    """`python -m tests.fake_groq` serves the configured key and token count until SIGTERM."""
+    """`python -m fakes.groq` serves the configured key and token count until SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_groq", "--port", "0", "--key", "gsk_cli", "--tokens", "4"],
+        [sys.executable, "-m", "fakes.groq", "--port", "0", "--key", "gsk_cli", "--tokens", "4"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -22,7 +22,7 @@ from chatbot.providers.base import (
 )
 from chatbot.providers.demo import DemoProvider, demo_reply
 from chatbot.providers.groq import GroqProvider
-from tests.fake_groq import DEFAULT_TEXT  # the fake_groq fixture comes from conftest
+from fakes.groq import DEFAULT_TEXT  # the fake_groq fixture comes from conftest
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = [

@@ -6,7 +6,7 @@ import groq
 import httpx
 import pytest
 
-from tests.fake_groq import ENDPOINT, FakeGroq
+from fakes.groq import ENDPOINT, FakeGroq
 
 WAIT = 5.0
 GPT_OSS = "openai/gpt-oss-120b"

@@ -8,7 +8,7 @@ import pytest
 from chatbot.providers.base import UpstreamError, output_tokens_per_second, ratelimit_remaining
 from chatbot.providers.demo import DemoProvider
 from chatbot.providers.groq import GroqProvider
-from tests.fake_groq import DEFAULT_RATELIMIT
+from fakes.groq import DEFAULT_RATELIMIT
 
 MESSAGES = [{"role": "user", "content": "Say hello."}]
 

@@ -1,4 +1,4 @@
-"""A fake Groq server on loopback, scriptable per test (HTTP in `fake_groq_http`, wire format in `fake_groq_wire`).
+"""A fake Groq server on loopback, scriptable per test (HTTP in `fakes.groq_http`, wire format in `fakes.groq_wire`).
 
 It speaks Groq's API the way Groq does (OpenAI-compatible JSON, SSE when `stream` is true, Groq's error bodies,
 `x_groq.usage` with timings, `x-ratelimit-*` headers, the model list), so the real `groq` SDK can be pointed at it
@@ -14,7 +14,7 @@ so the `openai` SDK works with `base_url=fake.base_url + "/v1"`.
     fake.requests, fake.paths                   # chat bodies received so far, and the path each was sent to
 
 Run standalone (benchmarks, real-process tests):
-    python -m tests.fake_groq --port 8099 --key gsk_test --delay 0.004 --tokens 280
+    python -m fakes.groq --port 8099 --key gsk_test --delay 0.004 --tokens 280
 """
 
 from __future__ import annotations
@@ -29,10 +29,8 @@ import threading
 import uuid
 from collections import deque
 
-import pytest
-
-from tests.fake_groq_http import Server
-from tests.fake_groq_wire import (
+from fakes.groq_http import Server
+from fakes.groq_wire import (
     DEFAULT_MODELS,
     ENDPOINT,
     MODELS_ENDPOINT,
@@ -49,7 +47,7 @@ from tests.fake_groq_wire import (
 
 __all__ = [
     "DEFAULT_KEY", "DEFAULT_MODELS", "DEFAULT_RATELIMIT", "DEFAULT_TEXT", "ENDPOINT", "MODELS_ENDPOINT",
-    "OPENAI_ENDPOINT", "OPENAI_MODELS_ENDPOINT", "FakeGroq", "error_body", "fake_groq", "split_text",
+    "OPENAI_ENDPOINT", "OPENAI_MODELS_ENDPOINT", "FakeGroq", "error_body", "split_text",
     "validate_body",
 ]
 
@@ -346,13 +344,6 @@ def _take(queue: deque):
         if entry.repeat <= 0:
             queue.popleft()
     return entry
-
-
-@pytest.fixture
-def fake_groq():
-    """A started FakeGroq for one test, closed afterwards."""
-    with FakeGroq() as fake:
-        yield fake
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,25 +3,11 @@ production turn path, owner-scoped, on SQLite and (with TEST_DATABASE_URL) Postg
 
 import pytest
 
-from chatbot.store import NotFound, Store
+from chatbot.store import NotFound
+from tests.storekit import messages_of, new_owner
 
 STEP = {"id": "call_1", "kind": "mcp", "name": "mcp:orders/lookup_order", "status": "running",
         "input": {"order_id": "42"}}
-
-
-@pytest.fixture
-def store(database_url):
-    """A migrated store."""
-    opened = Store(database_url)
-    opened.migrate()
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def owner(store):
-    """An owner id."""
-    return store.create_owner()
 
 
 def test_a_conversation_keeps_its_tools_and_only_its_owner_may_set_them(store, owner):
@@ -31,7 +17,7 @@ def test_a_conversation_keeps_its_tools_and_only_its_owner_may_set_them(store, o
     assert store.get_conversation(owner, conversation["id"])["tools"] == ["web_search", "mcp:orders/lookup_order"]
     assert store.list_conversations(owner)[0]["tools"] == ["web_search", "mcp:orders/lookup_order"]
     with pytest.raises(NotFound):
-        store.set_conversation_tools(store.create_owner(), conversation["id"], [])
+        store.set_conversation_tools(new_owner(store), conversation["id"], [])
     with pytest.raises(ValueError):
         store.set_conversation_tools(owner, conversation["id"], ["x" * 300])
     store.set_conversation_tools(owner, conversation["id"], [])
@@ -46,7 +32,7 @@ def test_a_reply_keeps_its_steps_checkpointed_then_final(store, owner):
     assert store.get_message(owner, reply_id)["tools"] == [STEP]
     done = {**STEP, "status": "done", "output": '{"status": "shipping"}'}
     store.finish_reply(reply_id, user_id=None, tokens=3, content="It ships.", status="complete", tools=[done])
-    messages = store.list_messages(owner, conversation["id"])
+    messages = messages_of(store, owner, conversation["id"])
     assert messages[-1]["tools"] == [done] and messages[0]["tools"] is None
     with pytest.raises(NotFound):
         store.checkpoint_tools(10**9, [STEP])

@@ -160,7 +160,7 @@ class TurnQueries:
             raise ValueError("owner id must be 32 lowercase hex characters")
         now = _now()
         conversation = {"id": uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now,
-                        "model": None}
+                        "model": None, "tools": None}
         try:
             with self._transaction() as conn:
                 insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
@@ -273,11 +273,13 @@ class TurnQueries:
     def finish_reply(self, reply_id: int, *, user_id: str | None, tokens: int, content: str | None = None,
                      reasoning: str | None = None, status: str | None = None, usage: dict | None = None,
                      finish_reason: str | None = None, error_code: str | None = None, model: str | None = None,
-                     speed: dict | None = None) -> None:
-        """A reply's final write, one transaction: its fields (None leaves a field as is) with one UPDATE by primary
-        key and, for an account, one more reply and `tokens` in this hour's usage. NotFound if the reply is gone."""
+                     speed: dict | None = None, tools: list[dict] | None = None) -> None:
+        """A reply's final write, one transaction: its fields (None leaves a field as is; `tools`: its tool steps)
+        with one UPDATE by primary key and, for an account, one more reply and `tokens` in this hour's usage.
+        NotFound if the reply is gone."""
         changes = _reply_changes(reply_id, content=content, reasoning=reasoning, status=status, usage=usage,
-                                 finish_reason=finish_reason, error_code=error_code, model=model, speed=speed)
+                                 finish_reason=finish_reason, error_code=error_code, model=model, speed=speed,
+                                 tools=tools)
         with self._transaction() as conn:
             if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
                 raise NotFound(reply_id)

@@ -6,6 +6,7 @@ import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
 import { foldThinking, setUsage, showThinking } from "./thinking.js";
+import { showSteps } from "./tools.js";
 
 const STICK_THRESHOLD_PX = 80;
 const FOUND_MS = 2400; // how long a message opened from search stays highlighted
@@ -232,6 +233,7 @@ function historyElement(message, conversationId, seen, toResume) {
     if (message.status === "streaming" && known) setText(el, known.text);
     showThinking(el, message.reasoning || "");
     foldThinking(el);
+    if (message.tools) showSteps(el, message.tools);
     setUsage(el, message.usage, message.speed, message.model);
     addCopyButton(el);
     if (known) {

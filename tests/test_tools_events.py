@@ -223,3 +223,14 @@ def test_exports_carry_the_steps(app, socket_client, received, fake_groq):
     markdown = web.get(f"/conversations/{tab.conversation_id}/export.md", headers=headers).get_data(as_text=True)
     assert "> - Searched the web for “lyon weather” — done\n>   - Lyon <https://w.example/lyon>" in markdown
     assert markdown.index("Searched the web") < markdown.index("Sunny.")
+
+
+def test_metrics_count_tool_calls_by_tool_and_outcome(app, socket_client, received, fake_groq):
+    tab = Tab(socket_client, received)
+    tab.enable("mcp:orders/lookup_order")
+    fake_groq.script(tool_calls=[{"name": "orders__lookup_order", "arguments": {"order_id": "42"}}])
+    fake_groq.script(text="Shipping.")
+    tab.final(tab.ask())
+    body = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'chatbot_tool_calls_total{outcome="done",tool="mcp:orders/lookup_order"} 1.0' in body
+    assert 'chatbot_tool_call_seconds_count{tool="mcp:orders/lookup_order"} 1.0' in body

@@ -184,15 +184,6 @@ def test_an_unanswered_approval_times_out_as_declined(mcp, mcp_orders):
     assert harness.emitted[-1]["status"] == "declined"
 
 
-def test_first_answer_wins():
-    approvals = MemoryApprovals()
-    assert approvals.answer(1, "s", True) is None  # nothing asked
-    approvals.open(1, "s", 60)
-    assert approvals.answer(1, "s", False) is True
-    assert approvals.answer(1, "s", True) is False
-    assert approvals.result(1, "s") is False
-
-
 def test_stop_mid_step_aborts_the_call_and_the_loop(mcp):
     harness = Harness(mcp, ["mcp:orders/hang_order"])
     model = ScriptedModel(call("orders__hang_order", '{"order_id": "1"}'), ([Delta("never")], "stop"))

@@ -106,6 +106,7 @@ def main() -> int:
     early = early_listener()
     from chatbot import create_app, socketio
     from chatbot.config import ConfigError
+    from chatbot.web.services import services
 
     try:
         app = create_app()
@@ -114,7 +115,7 @@ def main() -> int:
         return 2  # the early socket closes with the process
     raise_open_files_limit()
     settings = app.config
-    chat = app.extensions["chatbot"]
+    chat = services(app).chat
     socketio.start_background_task(chat.conversations.maintenance_loop)
     if settings["AUTH_MODE"] != "open":
         socketio.start_background_task(chat.logins.loop)  # sockets whose login ended go within a ping round

@@ -25,9 +25,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .metrics import Metrics
     from .passwords import Passwords
     from .providers import make_provider
-    from .providers.local import LocalModelUnavailable
+    from .providers.local import LocalModelUnavailable, runtime_problem
     from .ratelimit import RateLimiter
     from .store import Store
+    from .turns.accounts import AccountService
     from .turns.registry import make_replies
     from .turns.service import STALE_REPLY_SECONDS, ChatService
     from .web import (
@@ -38,7 +39,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
-    from .web.sessions import SessionTokens
+    from .web.services import AppServices, install
+    from .web.sessions import LoginTokens
 
     app = Flask(__name__, instance_relative_config=True, root_path=None,
                 template_folder="../templates", static_folder="../static")
@@ -54,6 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     interrupted = store.interrupt_streaming(stale_after=STALE_REPLY_SECONDS if settings["REDIS_URL"] else None)
     if interrupted:
         logging.getLogger("chatbot").info("startup marked=%d streaming replies as interrupted", interrupted)
+    problem = runtime_problem(settings["LOCAL_MODEL_PATH"]) if settings["LLM_PROVIDER"] == "local" else None
+    if problem:
+        raise ConfigError(f"LLM_PROVIDER=local cannot run: {problem}")
     try:
         provider = make_provider(settings)
     except LocalModelUnavailable as exc:  # only when LLM_PROVIDER=local was asked for; `auto` falls back
@@ -85,12 +90,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     chat = ChatService(store=store, provider=provider, replies=replies, limiter=limiter, socketio=socketio,
                        settings=settings, metrics=metrics, tools=tools)
     metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
-    app.extensions["chatbot"] = chat
-    app.extensions["chatbot_metrics"] = metrics
-    app.extensions["chatbot_tokens"] = SessionTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400)
-    app.extensions["chatbot_passwords"] = Passwords(time_cost=settings["ARGON2_TIME_COST"],
-                                                    memory_kib=settings["ARGON2_MEMORY_KIB"],
-                                                    parallelism=settings["ARGON2_PARALLELISM"])
+    install(app, AppServices(
+        chat=chat, accounts=AccountService(store), metrics=metrics,
+        tokens=LoginTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400),
+        passwords=Passwords(time_cost=settings["ARGON2_TIME_COST"], memory_kib=settings["ARGON2_MEMORY_KIB"],
+                            parallelism=settings["ARGON2_PARALLELISM"]),
+        store=store, provider=provider, replies=replies, limiter=limiter))
     auth.init_auth(app)
     oidc.init_oidc(app)
     for blueprint in (bp, auth.bp, oidc.bp, admin.bp):

@@ -12,8 +12,7 @@ from typing import Any
 
 from dotenv import load_dotenv
 
-from .providers.groq import DEFAULT_MODEL
-from .providers.models import ALL_EFFORTS, REASONING_EFFORTS, model_family
+from .model_families import ALL_EFFORTS, DEFAULT_GROQ_MODEL, REASONING_EFFORTS, model_family
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ChatbotWS, a friendly and concise assistant. Answer in Markdown; use fenced code blocks for code."
@@ -205,7 +204,7 @@ SETTINGS: dict[str, Setting] = {
     "SECRET_KEY": Setting(_optional, None, secret=True),
     "LLM_PROVIDER": Setting(_choice("auto", "groq", "openai", "local", "demo"), "auto"),
     "GROQ_API_KEY": Setting(_optional, None, secret=True),
-    "GROQ_MODEL": Setting(_text, DEFAULT_MODEL),
+    "GROQ_MODEL": Setting(_text, DEFAULT_GROQ_MODEL),
     "GROQ_BASE_URL": Setting(_optional, None),
     "GROQ_TIMEOUT": Setting(_number(float, 1, 600), 60.0),
     "GROQ_MAX_RETRY_WAIT": Setting(_number(float, 0, 120), 20.0),
@@ -344,18 +343,17 @@ def _check_reasoning_effort(effort: str | None, model: str) -> None:
 
 
 def _check_provider(settings: dict[str, Any]) -> None:
-    """An explicitly chosen provider must have what it needs; `auto` falls back instead (see providers)."""
+    """An explicitly chosen provider must have what it needs; `auto` falls back instead."""
     choice = settings["LLM_PROVIDER"]
     if choice == "groq" and not (settings["GROQ_API_KEY"] or "").strip():
         raise ConfigError("LLM_PROVIDER=groq needs GROQ_API_KEY: set it, or use LLM_PROVIDER=auto")
     if choice == "openai" and not settings["OPENAI_BASE_URL"]:
         raise ConfigError("LLM_PROVIDER=openai needs OPENAI_BASE_URL, e.g. http://localhost:11434/v1 for Ollama")
-    if choice == "local":
-        from .providers.local import runtime_problem
-
-        problem = runtime_problem(settings["LOCAL_MODEL_PATH"])
-        if problem:
-            raise ConfigError(f"LLM_PROVIDER=local cannot run: {problem}")
+    path = settings["LOCAL_MODEL_PATH"]
+    if choice == "local" and path and not Path(path).expanduser().is_file():
+        # Whether llama.cpp itself can run is asked of the provider when the app is built.
+        raise ConfigError(f"LLM_PROVIDER=local cannot run: LOCAL_MODEL_PATH={path} is not a file "
+                          "(expected a .gguf model)")
 
 
 def _parse(name: str, setting: Setting, raw: str) -> Any:

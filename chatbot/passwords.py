@@ -2,37 +2,18 @@
 change. Framework-free: no Flask.
 
 Hashing takes tens of milliseconds in C on purpose. Under eventlet or gevent that would hold every socket of the
-process, so each call runs in a native thread of the async framework's pool while the loop goes on.
+process, so each call runs in a native thread (offload.run_native) while the loop goes on.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from typing import TypeVar
-
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-T = TypeVar("T")
+from .offload import run_native
+
 PASSWORD_MIN = 8
 PASSWORD_MAX = 256  # argon2 takes any length; a cap keeps a megabyte "password" from being hashed at all
-
-
-def _native(function: Callable[..., T], *args) -> T:
-    """Run `function(*args)` in a native thread when eventlet or gevent has patched threading, else inline."""
-    if "eventlet" in sys.modules:
-        from eventlet import patcher, tpool
-
-        if patcher.is_monkey_patched("thread"):
-            return tpool.execute(function, *args)
-    if "gevent" in sys.modules:
-        import gevent
-        from gevent import monkey
-
-        if monkey.is_module_patched("threading"):
-            return gevent.get_hub().threadpool.apply(function, args)
-    return function(*args)
 
 
 class Passwords:
@@ -49,7 +30,7 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         """An argon2id hash of `password` (a fresh salt each time)."""
-        return _native(self._hasher.hash, password)
+        return run_native(self._hasher.hash, password)
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """Whether `password` matches `stored_hash`; with no hash, the same verification runs against a dummy."""
@@ -57,9 +38,9 @@ class Passwords:
             if self._dummy is None:
                 self._dummy = self.hash("chatbotws-dummy-password")
             self.dummy_verifications += 1
-            _native(self._check, self._dummy, password)
+            run_native(self._check, self._dummy, password)
             return False
-        return _native(self._check, stored_hash, password)
+        return run_native(self._check, stored_hash, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """Whether a hash was made with other parameters than today's."""

@@ -25,6 +25,11 @@ MESSAGES = {
 # The one sentence for an upstream that refused the conversation itself (HTTP 400): code invalid_message.
 UPSTREAM_REJECTED = "The AI service could not accept this conversation. Try a shorter or different message."
 
+
+def upstream_sentence(code: str) -> str:
+    """The sentence people see for a provider's error code (an upstream refusal reads apart from a bad message)."""
+    return UPSTREAM_REJECTED if code == "invalid_message" else MESSAGES[code]
+
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 # C0 controls other than tab, newline and carriage return have no place in chat text.

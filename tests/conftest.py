@@ -178,7 +178,7 @@ def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
 
     yield build
     for app in apps:
-        chat = app.extensions["chatbot"]
+        chat = app.extensions["chatbot"].chat
         # A reply a test left streaming finishes before its database goes away.
         deadline = time.monotonic() + 15
         while chat.counters["replies_started"] > chat.counters["replies_finished"] and time.monotonic() < deadline:

@@ -115,7 +115,7 @@ def test_signup_bad_fields_are_shown_on_the_form(accounts, fields, message):
 def test_signin_unknown_name_and_wrong_password_get_the_same_answer_and_the_same_work(accounts, monkeypatch):
     app = accounts()
     browser(app).signup("alice")
-    passwords = app.extensions["chatbot_passwords"]
+    passwords = app.extensions["chatbot"].passwords
     checks = []
     original = passwords._check
     monkeypatch.setattr(passwords, "_check", lambda stored, given: checks.append(stored) or original(stored, given))
@@ -139,7 +139,7 @@ def test_signin_rotates_the_session_cookie(accounts):
     second = web.signin("alice")
     assert first.status_code == second.status_code == 302
     assert web.cookie() != token
-    login = app.extensions["chatbot_tokens"].read(web.cookie())
+    login = app.extensions["chatbot"].tokens.read(web.cookie())
     assert login.user_id == store_of(app).find_user("alice")["id"]
 
 
@@ -151,7 +151,7 @@ def test_signin_rehashes_when_the_argon2_parameters_change(accounts, database_ur
     assert browser(stronger).signin("alice").status_code == 302
     new = store_of(stronger).find_user("alice")["password_hash"]
     assert new != old and "t=2" in new and "m=128" in new
-    assert not stronger.extensions["chatbot_passwords"].needs_rehash(new)
+    assert not stronger.extensions["chatbot"].passwords.needs_rehash(new)
 
 
 @pytest.mark.parametrize("state", ["pending", "disabled"])
@@ -216,13 +216,13 @@ def test_socket_without_login_is_refused_before_any_handler(accounts, auth):
     app = accounts()
     client = socket_of(app, browser(app), auth=auth)
     assert not client.is_connected()
-    assert app.extensions["chatbot"].sockets == {}
+    assert app.extensions["chatbot"].chat.sockets == {}
 
 
 def test_socket_with_an_anonymous_token_is_refused_in_accounts_mode(accounts):
     app = accounts()
     owner_id, _ = store_of(app).create_session()
-    token = app.extensions["chatbot_tokens"].issue(owner_id)
+    token = app.extensions["chatbot"].tokens.issue(owner_id)
     assert not socket_of(app, browser(app), auth={"token": token}).is_connected()
 
 
@@ -296,7 +296,7 @@ def test_sweep_drops_the_sockets_of_an_account_changed_elsewhere(accounts, recei
         from chatbot.store import users
 
         conn.execute(sa.update(users).where(users.c.username == "bob").values(state="disabled"))
-    assert app.extensions["chatbot"].logins.sweep() == 1
+    assert app.extensions["chatbot"].chat.logins.sweep() == 1
     assert not bob.is_connected() and admin.is_connected()
     assert not socket_of(app, other).is_connected()
 
@@ -307,7 +307,7 @@ def test_anonymous_conversations_move_into_the_account_at_signup(accounts):
     owner_id, conversation = store.create_session()
     storekit.turn(store, owner_id, conversation["id"], "made before signing up", "noted")
     web = browser(app)
-    web.client.set_cookie("chatbot_token", app.extensions["chatbot_tokens"].issue(owner_id))
+    web.client.set_cookie("chatbot_token", app.extensions["chatbot"].tokens.issue(owner_id))
     web.signup("alice")
     user = store.find_user("alice")
     assert [c["id"] for c in store.list_conversations(user["owner_id"])] == [conversation["id"]]

@@ -108,8 +108,10 @@ def open_chat(browser):
     """Factory: a new browser context + page on the chat, connected; records requests and script errors."""
     contexts = []
 
-    def open_(server, *, scheme="light", width=1280, height=800, cookies=(), permissions=(), init_script=None):
-        """Open the chat in a fresh context (its own cookies, theme and viewport) and wait until connected."""
+    def open_(server, *, scheme="light", width=1280, height=800, cookies=(), permissions=(), init_script=None,
+              path="/"):
+        """Open the chat in a fresh context (its own cookies, theme and viewport) and wait until connected;
+        `path="/?test-hook"` installs the page's `window.chatbotws` test hook."""
         context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme,
                                       permissions=list(permissions))
         if cookies:
@@ -122,7 +124,7 @@ def open_chat(browser):
         page.on("request", lambda request: page.requested.append(request.url))
         page.on("pageerror", lambda error: page.errors.append(str(error)))
         page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
-        page.goto(server.url + "/")
+        page.goto(server.url + path)
         expect(page.locator("#status")).to_have_attribute("data-state", "connected")
         expect(page.locator(".msg").first).to_be_visible()
         return page
@@ -165,6 +167,7 @@ def test_page_streams_reply_as_highlighted_markdown(live_server, fake_groq, open
     server = live_server(STREAM_WINDOW_MS=0)
     page = open_chat(server, permissions=["clipboard-read", "clipboard-write"])
     expect(page.locator("#provider-banner")).to_be_hidden()
+    assert page.evaluate("typeof window.chatbotws") == "undefined"  # the test hook only when a test asks for it
     page.evaluate(RECORD_STREAM)
     fake_groq.script(text=MARKDOWN_REPLY, delay=0.01, hold_after=6)
     send(page, "show me code")
@@ -315,7 +318,7 @@ def test_page_conversations_new_switch_rename_delete_reload(live_server, fake_gr
 
 def test_page_resumes_stream_after_dropped_connection(live_server, fake_groq, open_chat):
     server = live_server(STREAM_WINDOW_MS=0)
-    page = open_chat(server)
+    page = open_chat(server, path="/?test-hook")
     page.evaluate(RECORD_STREAM)
     page.evaluate(RECORD_STATUS)
     fake_groq.script(text=PLAIN_REPLY, delay=0.02, hold_after=5)
@@ -401,7 +404,7 @@ def test_page_errors_are_shown_kindly(live_server, fake_groq, open_chat):
 
 def test_page_pages_a_thousand_message_history(live_server, open_chat, database_url):
     from chatbot.store import Store
-    from chatbot.web.sessions import COOKIE_NAME, SessionTokens
+    from chatbot.web.sessions import COOKIE_NAME, LoginTokens
 
     server = live_server(start=False)
     store = Store(database_url)
@@ -412,7 +415,7 @@ def test_page_pages_a_thousand_message_history(live_server, open_chat, database_
     store.rename_conversation(owner, conversation, "Long chat")
     store.close()
     server.start()
-    cookie = {"name": COOKIE_NAME, "value": SessionTokens(SECRET, 86400).issue(owner), "url": server.url}
+    cookie = {"name": COOKIE_NAME, "value": LoginTokens(SECRET, 86400).issue(owner), "url": server.url}
 
     page = open_chat(server, cookies=[cookie], init_script=COUNT_BATCHES)
     expect(page.locator(".msg")).to_have_count(50)  # history is paged: the newest HISTORY_PAGE messages

@@ -151,7 +151,7 @@ def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, recei
     ack = client.emit("user_message", {"message": "old stuff"}, callback=True)
     events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
     fresh = received(socket_client()).wait("session_id")
-    chat = app.extensions["chatbot"]
+    chat = app.extensions["chatbot"].chat
     with chat.store.engine.begin() as conn:
         conn.execute(sa.update(store_module.owners).where(store_module.owners.c.id == idle["session_id"])
                      .values(last_seen_at=datetime.now(UTC) - timedelta(days=400)))

@@ -256,10 +256,10 @@ def test_bad_token_starts_a_new_session(socket_client, received, token):
 
 
 def test_token_signed_with_another_key_is_refused(socket_client, received):
-    from chatbot.web.sessions import SessionTokens
+    from chatbot.web.sessions import LoginTokens
 
     _, _, session = connect(socket_client, received)
-    foreign = SessionTokens("another-secret-key-0123456789", 3600).issue(session["session_id"])
+    foreign = LoginTokens("another-secret-key-0123456789", 3600).issue(session["session_id"])
     _, _, session2 = connect(socket_client, received, auth={"token": foreign})
     assert session2["session_id"] != session["session_id"]
 
@@ -506,6 +506,6 @@ def test_conversation_changes_are_rate_limited(make_app, received):
         assert client.emit("new_conversation", {}, callback=True)["ok"] is True
     refused = client.emit("new_conversation", {}, callback=True)
     assert refused["ok"] is False and refused["error"]["code"] == "rate_limited"
-    owner = app.extensions["chatbot"].sockets[next(iter(app.extensions["chatbot"].sockets))].owner_id
+    owner = app.extensions["chatbot"].chat.sockets[next(iter(app.extensions["chatbot"].chat.sockets))].owner_id
     assert len(app.extensions["chatbot"].store.list_conversations(owner)) == 4  # the first + 3 new
     client.disconnect()

@@ -27,7 +27,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from chatbot import store as store_module
 from chatbot.protocol import MESSAGES
 from chatbot.store import Store
-from chatbot.web.sessions import COOKIE_NAME, SessionTokens
+from chatbot.web.sessions import COOKIE_NAME, LoginTokens
 from fakes.groq import FakeGroq
 from tests import storekit
 from tests.conftest import SECRET, running_server, wait_until
@@ -184,7 +184,7 @@ def backdated_token(owner_id: str, seconds_ago: float) -> str:
             """The issue time to sign into the token."""
             return int(time.time() - seconds_ago)
 
-    tokens = SessionTokens(SECRET, DAY)
+    tokens = LoginTokens(SECRET, DAY)
     tokens._serializer.signer = BackdatedSigner  # same key and salt as the server's, another clock
     return tokens.issue(owner_id)
 
@@ -261,11 +261,11 @@ def test_token_expiry_is_enforced(main, seconds_ago, same_session, carrier):
 @pytest.mark.parametrize(
     "forge",
     [
-        lambda owner: SessionTokens(SECRET, DAY)._serializer.dumps({"owner": owner}),
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner)[:-2],
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner).replace(".", "..", 1),
-        lambda owner: SessionTokens(SECRET, DAY).issue(owner + "00"),
-        lambda owner: SessionTokens("x" * 40, DAY).issue(owner),
+        lambda owner: LoginTokens(SECRET, DAY)._serializer.dumps({"owner": owner}),
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner)[:-2],
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner).replace(".", "..", 1),
+        lambda owner: LoginTokens(SECRET, DAY).issue(owner + "00"),
+        lambda owner: LoginTokens("x" * 40, DAY).issue(owner),
         lambda owner: URLSafeTimedSerializer(SECRET, salt="cookie-session").dumps(owner),
     ],
     ids=["payload-not-an-id", "truncated", "tampered", "id-too-long", "other-key", "other-salt"],
@@ -441,7 +441,7 @@ payloads = json_like | st.fixed_dictionaries({}, optional={key: json_like for ke
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=payloads)
 def test_payload_fuzzed_user_message_acks_are_well_formed(app, socket_client, payload):
-    chat = app.extensions["chatbot"]
+    chat = app.extensions["chatbot"].chat
     client = socket_client()
     try:
         ack = client.emit("user_message", payload, callback=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
-from chatbot.protocol import UPSTREAM_REJECTED
+from chatbot.protocol import UPSTREAM_REJECTED, upstream_sentence
 from chatbot.providers.base import (
     Delta,
     UpstreamError,
@@ -125,7 +125,7 @@ def test_groq_provider_does_not_retry_client_errors(fake_groq, script, code, hin
     assert deltas == []
     assert error.code == code
     expected = UPSTREAM_REJECTED if code == "invalid_message" else USER_MESSAGES[code]
-    assert error.user_message == expected == str(error)
+    assert upstream_sentence(error.code) == expected and str(error) == code
     assert hint in error.detail
     assert len(fake_groq.requests) == 1
     assert retries == []
@@ -324,11 +324,11 @@ def test_reply_stream_iterates_once(fake_groq):
     "script", [{"status": 401}, {"model_not_found": True}, {"status": 500}, {"tokens": 5, "cut_after": 1}]
 )
 def test_upstream_error_leaks_no_secrets(fake_groq, script):
-    """What users see (user_message, str, repr) holds neither key nor URL; the log detail lacks the key."""
+    """What users see (the sentence for its code, str, repr) holds neither key nor URL; the log detail lacks the key."""
     fake_groq.script(**script, repeat=None)
     _, error = collect(provider_for(fake_groq, max_retries=0).stream(MESSAGES))
     assert error is not None
-    for shown in (error.user_message, str(error), repr(error)):
+    for shown in (upstream_sentence(error.code), str(error), repr(error)):
         for secret in (fake_groq.api_key, fake_groq.base_url, "127.0.0.1", "HTTP", "{"):
             assert secret not in shown
     assert fake_groq.api_key not in error.detail

@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
+from chatbot.protocol import upstream_sentence
 from chatbot.providers.base import Delta, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
 from fakes.groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
@@ -92,7 +93,7 @@ def test_openai_provider_maps_client_errors_without_retrying(fake_groq, script, 
     assert hint in error.detail
     assert len(fake_groq.requests) == 1
     if code != "invalid_message":
-        assert error.user_message == USER_MESSAGES[code]
+        assert upstream_sentence(error.code) == USER_MESSAGES[code]
 
 
 def test_openai_provider_maps_a_wrong_key(fake_groq):

@@ -30,7 +30,7 @@ def test_routes_page_sets_session_cookie_and_config(app):
 def test_routes_page_keeps_the_session_of_a_valid_cookie(app):
     client = app.test_client()
     first = client.get("/").headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
-    tokens = app.extensions["chatbot_tokens"]
+    tokens = app.extensions["chatbot"].tokens
     second = client.get("/").headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
     assert tokens.owner(first) == tokens.owner(second) is not None
 

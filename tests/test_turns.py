@@ -191,7 +191,7 @@ def test_checkpointer_beat_writes_every_changed_reply_in_one_call():
     live = [LiveReply(i, f"c{i}", "owner") for i in (1, 2, 3)]
     for reply in live:
         reply.parts.append(f"text {reply.reply_id}")
-    live[1].reasoning.append("thinking")
+    live[1].reasoning_parts.append("thinking")
     checkpointer.beat(live)
     assert calls == [[(1, "text 1", None), (2, "text 2", "thinking"), (3, "text 3", None)]]
     live[2].parts.append(" more")

@@ -5,27 +5,27 @@ from __future__ import annotations
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from chatbot.web.sessions import SessionTokens
+from chatbot.web.sessions import LoginTokens
 
 OWNER = "0123456789abcdef0123456789abcdef"
 
 
 def test_sessions_round_trip():
-    tokens = SessionTokens("k" * 32, 3600)
+    tokens = LoginTokens("k" * 32, 3600)
     assert tokens.owner(tokens.issue(OWNER)) == OWNER
 
 
 @pytest.mark.parametrize("token", [None, "", 5, ["x"], "not.a.token", "x" * 600])
 def test_sessions_garbage_is_refused(token):
-    assert SessionTokens("k" * 32, 3600).owner(token) is None
+    assert LoginTokens("k" * 32, 3600).owner(token) is None
 
 
 def test_sessions_other_key_is_refused():
-    assert SessionTokens("k" * 32, 3600).owner(SessionTokens("j" * 32, 3600).issue(OWNER)) is None
+    assert LoginTokens("k" * 32, 3600).owner(LoginTokens("j" * 32, 3600).issue(OWNER)) is None
 
 
 def test_sessions_expired_token_is_refused():
-    tokens = SessionTokens("k" * 32, 60)
+    tokens = LoginTokens("k" * 32, 60)
 
     class HourAgoSigner(TimestampSigner):
         def get_timestamp(self):
@@ -37,4 +37,4 @@ def test_sessions_expired_token_is_refused():
 
 def test_sessions_signed_payload_must_be_an_owner_id():
     forged_shape = URLSafeTimedSerializer("k" * 32, salt="chatbotws-session").dumps({"owner": OWNER})
-    assert SessionTokens("k" * 32, 3600).owner(forged_shape) is None
+    assert LoginTokens("k" * 32, 3600).owner(forged_shape) is None

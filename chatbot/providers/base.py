@@ -1,6 +1,6 @@
 """The provider contract: what every reply provider streams (`Delta`s through a `ReplyStream`) and how it fails
-(`UpstreamError`, with the protocol's one set of user sentences). OpenAI-style HTTP error mapping lives here too,
-since Groq and every OpenAI-compatible server answer errors the same way.
+(`UpstreamError`, carrying an error code: the engine chooses the sentence). OpenAI-style HTTP error mapping lives
+here too, since Groq and every OpenAI-compatible server answer errors the same way.
 
 Framework-free (no Flask). Blocking calls are sockets, `threading` and sleeps only, so it works under eventlet or
 gevent monkey-patching as well as with plain threads.
@@ -17,7 +17,9 @@ from typing import Protocol
 
 import httpx
 
-from ..protocol import MESSAGES, UPSTREAM_REJECTED
+from .errors import UpstreamError, upstream_error
+
+__all__ = ["Delta", "Provider", "ReplyStream", "UpstreamError", "upstream_error"]
 
 _MODEL_CODES = {"model_not_found", "model_decommissioned"}
 _RETRYABLE_STATUSES = {408, 409, 498}  # 498: Groq's "flex tier capacity exceeded"
@@ -27,22 +29,6 @@ GROQ_HINTS = {"key": "GROQ_API_KEY", "model": "GROQ_MODEL", "url": "GROQ_BASE_UR
 RetryCallback = Callable[[float, str], None]
 # Called by a provider with extra `bot_status` fields while a reply waits, e.g. {"status": "queued", "position": 2}.
 StatusCallback = Callable[[dict], None]
-
-
-class UpstreamError(Exception):
-    """An upstream failure mapped to a protocol error code.
-
-    `user_message` (also str(error)) is safe to show; `detail` is for the log and never holds the API key.
-    """
-
-    def __init__(self, code: str, user_message: str, *, detail: str = "", retry_after: float | None = None):
-        """Keep only the user message in args, so str() and repr() never carry the log detail."""
-        super().__init__(user_message)
-        self.code = code
-        self.user_message = user_message
-        self.detail = detail
-        self.retry_after = retry_after
-        self.retryable = False  # set by the mapping; only ever acted on before the first delta
 
 
 @dataclass(slots=True)
@@ -121,16 +107,6 @@ class ReplyStream:
         with self._lock:
             if not self._closed:
                 self.finish_reason = reason
-
-
-def upstream_error(
-    code: str, detail: str, *, retry_after: float | None = None, retryable: bool = False
-) -> UpstreamError:
-    """Build an UpstreamError with the protocol's user sentence for `code`."""
-    sentence = UPSTREAM_REJECTED if code == "invalid_message" else MESSAGES[code]
-    error = UpstreamError(code, sentence, detail=detail, retry_after=retry_after)
-    error.retryable = retryable
-    return error
 
 
 def error_from_status(status: int, body: object, headers: httpx.Headers | dict,

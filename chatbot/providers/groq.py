@@ -1,33 +1,39 @@
-"""The Groq provider: chat completions streamed through the official groq SDK, read as raw SSE lines (`sse`)."""
+"""The Groq dialect of the OpenAI-dialect provider: the official groq SDK, Groq's path and token-limit field, and
+`reasoning_effort` for the model families that take it."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 
 import groq
-import httpx
 from groq._constants import RAW_RESPONSE_HEADER
 from groq._response import ResponseContextManager
 from groq.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from ..model_families import DEFAULT_GROQ_MODEL
+from .base import GROQ_HINTS
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
-from .sse import ChatCompletionStream, RetryPolicy
-from .transport import sdk_client
+from .openai_dialect import OpenAIDialectProvider
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "openai/gpt-oss-120b"  # llama-3.3-70b-versatile was decommissioned 2026-08-16
+DEFAULT_MODEL = DEFAULT_GROQ_MODEL  # the settings' default for GROQ_MODEL
 
 
-class GroqProvider(RetryPolicy):
+class GroqProvider(OpenAIDialectProvider):
     """Streams chat completions from Groq (or anything speaking its API) through the official SDK."""
 
     name = "groq"
-    demo = False
-    notice = ""
+    sdk = groq
+    sdk_client_class = groq.Groq
+    raw_response_header = RAW_RESPONSE_HEADER
+    response_manager = ResponseContextManager
+    completion_types = (ChatCompletion, ChatCompletionChunk)
+    chat_path = "/openai/v1/chat/completions"
+    token_limit_field = "max_completion_tokens"
+    hints = GROQ_HINTS
+    malformed = "malformed stream"
 
     def __init__(
         self,
@@ -56,46 +62,24 @@ class GroqProvider(RetryPolicy):
             raise ValueError("GroqProvider needs an API key; use DemoProvider without one")
         if reasoning_effort is not None and reasoning_effort not in ALL_EFFORTS:
             raise ValueError(f"reasoning_effort must be one of {', '.join(ALL_EFFORTS)}")
-        self.model = model or DEFAULT_MODEL
-        self.max_retries = max_retries
-        self.max_retry_wait = max_retry_wait
-        self.backoff = backoff
-        self.temperature = temperature
-        self.max_tokens = max_tokens
+        super().__init__(model=model or DEFAULT_MODEL, api_key=api_key, base_url=base_url, timeout=timeout,
+                         connect_timeout=connect_timeout, max_retries=max_retries, max_retry_wait=max_retry_wait,
+                         temperature=temperature, max_tokens=max_tokens, backoff=backoff,
+                         models_timeout=models_timeout)
         self.reasoning_effort = reasoning_effort
-        self._api_key = api_key
-        self._models_timeout = models_timeout
         self._registry = ModelRegistry(self._list_models, self.model, allowed=allowed_models, ttl=models_ttl,
                                        name="Groq")
-        # Retries are ours (only before the first delta); SDK retries would stack under them.
-        self._client = sdk_client(groq.Groq, groq.DefaultHttpxClient, api_key=api_key, base_url=base_url,
-                                  max_retries=0, timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def __repr__(self) -> str:
         """Name the provider and model, never the key."""
         return f"<GroqProvider model={self.model!r}>"
 
-    def stream(
-        self,
-        messages: list[dict],
-        *,
-        model: str | None = None,
-        on_retry: RetryCallback | None = None,
-        on_status: StatusCallback | None = None,
-        tools: list[dict] | None = None,
-    ) -> ReplyStream:
-        """Prepare one reply to `messages` (system prompt included); the request starts on iteration."""
-        request: dict = {"model": model or self.model, "messages": list(messages), "stream": True}
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            request["max_completion_tokens"] = self.max_tokens
-        if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
-            request["tools"] = tools
+    def tune(self, request: dict) -> None:
+        """Send `reasoning_effort` with a model whose family takes it (a conversation's model of another family
+        simply goes without)."""
         effort = effort_for(request["model"], self.reasoning_effort)
-        if effort is not None:  # a conversation's model of another family simply goes without
+        if effort is not None:
             request["reasoning_effort"] = effort
-        return ChatCompletionStream(self, request, on_retry)
 
     def models(self) -> list[dict]:
         """Groq's chat models the operator allows, the default first (cached; see ModelRegistry)."""
@@ -112,41 +96,3 @@ class GroqProvider(RetryPolicy):
         except Exception as exc:
             raise self.map_exception(exc) from exc
         return [model.model_dump() for model in listed.data]
-
-    def open_stream(self, request: dict):
-        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects).
-
-        This is what `chat.completions.with_streaming_response.create` does, less its per-request transform of the
-        body against the SDK's types: our body is plain JSON already, and the transform walks every message of the
-        context (about 0.3 ms per message here, several ms a turn). The SDK still does auth, URL, headers, timeouts
-        and error statuses.
-        """
-        return ResponseContextManager(functools.partial(
-            self._client.post, "/openai/v1/chat/completions", body=request,
-            options={"headers": {RAW_RESPONSE_HEADER: "stream"}}, cast_to=ChatCompletion, stream=True,
-            stream_cls=groq.Stream[ChatCompletionChunk]))
-
-    def close(self) -> None:
-        """Close the pooled HTTP connections."""
-        self._client.close()
-
-    def map_exception(self, exc: BaseException) -> UpstreamError:
-        """Turn an SDK or transport exception into an UpstreamError whose detail never holds the key."""
-        if isinstance(exc, groq.APIStatusError):
-            error = error_from_status(exc.status_code, exc.body, exc.response.headers)
-        elif isinstance(exc, groq.APITimeoutError | httpx.TimeoutException):
-            error = upstream_error("upstream_unavailable", f"timed out ({type(exc).__name__})", retryable=True)
-        elif isinstance(exc, groq.APIConnectionError):
-            cause = exc.__cause__ or exc
-            error = upstream_error(
-                "upstream_unavailable", f"connection failed ({type(cause).__name__}: {cause})", retryable=True
-            )
-        elif isinstance(exc, httpx.HTTPError | OSError):
-            detail = f"stream broke ({type(exc).__name__}: {exc})"
-            error = upstream_error("upstream_unavailable", detail, retryable=True)
-        elif isinstance(exc, ValueError):
-            error = upstream_error("upstream_unavailable", f"malformed stream ({type(exc).__name__}: {exc})")
-        else:
-            error = upstream_error("upstream_unavailable", f"unexpected {type(exc).__name__}: {exc}")
-        error.detail = error.detail.replace(self._api_key, "[redacted]")
-        return error

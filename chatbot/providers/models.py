@@ -1,5 +1,5 @@
 """The models users may pick: a provider's list, read through a callable, cached briefly, filtered for chat and by the
-operator's allow-list, with the default model first. Also what is known about model families (reasoning, efforts).
+operator's allow-list, with the default model first (model families themselves are in chatbot.model_families).
 
 Provider-agnostic and framework-free: the provider hands in `fetch` (for Groq, the SDK's `client.models.list()`).
 """
@@ -12,26 +12,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from ..model_families import ALL_EFFORTS, REASONING_EFFORTS, model_family
+
+__all__ = ["ALL_EFFORTS", "REASONING_EFFORTS", "ModelRegistry", "chat_entry", "effort_for", "model_entry",
+           "model_family", "model_label"]
+
 log = logging.getLogger(__name__)
 
-# The values each reasoning family takes as `reasoning_effort` (Groq's, and vLLM's for gpt-oss).
-REASONING_EFFORTS: dict[str, tuple[str, ...]] = {"gpt-oss": ("low", "medium", "high"), "qwen": ("none", "default")}
-ALL_EFFORTS = tuple(dict.fromkeys(e for efforts in REASONING_EFFORTS.values() for e in efforts))
 # Listed by Groq but not chat models: speech-to-text, text-to-speech, safety classifiers, embeddings.
 _NON_CHAT = re.compile(r"whisper|tts|orpheus|guard|embed|rerank", re.IGNORECASE)
 _SIZE = re.compile(r"\d+(\.\d+)?[bmke]", re.IGNORECASE)  # 120b, 86m, 16e: sizes and expert counts read upper-case
 
 FetchModels = Callable[[], Iterable[dict]]
-
-
-def model_family(model_id: str) -> str | None:
-    """The reasoning family of a model id ("gpt-oss", "qwen"), or None for models that take no reasoning effort."""
-    name = model_id.rsplit("/", 1)[-1].lower()
-    if name.startswith("gpt-oss"):
-        return "gpt-oss"
-    if name.startswith("qwen3"):
-        return "qwen"
-    return None
 
 
 def effort_for(model_id: str, effort: str | None) -> str | None:

@@ -1,24 +1,21 @@
-"""The OpenAI-compatible provider: any server speaking `/v1/chat/completions` (Ollama, vLLM, llama.cpp's
-llama-server, LM Studio, OpenRouter, OpenAI itself) through the official `openai` SDK, which — unlike the groq SDK —
-takes the base URL as given. Streams are read as raw SSE lines by the shared `sse.ChatCompletionStream`.
+"""The generic dialect of the OpenAI-dialect provider: any server speaking `/v1/chat/completions` (Ollama, vLLM,
+llama.cpp's llama-server, LM Studio, OpenRouter, OpenAI itself) through the official `openai` SDK, which — unlike the
+groq SDK — takes the base URL as given; the model may be the server's first listed one.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 
-import httpx
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
 from openai._response import ResponseContextManager
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from .base import UpstreamError, upstream_error
 from .models import ModelRegistry
-from .sse import ChatCompletionStream, RetryPolicy
-from .transport import sdk_client
+from .openai_dialect import OpenAIDialectProvider
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +26,21 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")
 HINTS = {"key": "OPENAI_API_KEY", "model": "OPENAI_MODEL", "url": "OPENAI_BASE_URL (it usually ends in /v1)"}
 
 
-class OpenAICompatProvider(RetryPolicy):
+class OpenAICompatProvider(OpenAIDialectProvider):
     """Streams chat completions from an OpenAI-compatible server through the official openai SDK."""
 
     name = "openai"
-    demo = False
-    notice = ""
+    sdk = openai
+    sdk_client_class = openai.OpenAI
+    raw_response_header = RAW_RESPONSE_HEADER
+    response_manager = ResponseContextManager
+    completion_types = (ChatCompletion, ChatCompletionChunk)
+    chat_path = "/chat/completions"
+    request_options = {"security": {"bearer_auth": True}}
+    body_extras = {"stream_options": {"include_usage": True}}
+    reasoning_fields = REASONING_FIELDS
     hints = HINTS
+    connection_hint = f"; check {HINTS['url']}"
 
     def __init__(
         self,
@@ -61,57 +66,17 @@ class OpenAICompatProvider(RetryPolicy):
         """
         if not base_url:
             raise ValueError("OpenAICompatProvider needs a base URL such as http://localhost:11434/v1")
-        self.model = model or ""
-        self.max_retries = max_retries
-        self.max_retry_wait = max_retry_wait
-        self.backoff = backoff
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self._api_key = api_key or ""
-        self._models_timeout = models_timeout
+        super().__init__(model=model or "", api_key=api_key or NO_KEY, base_url=base_url.rstrip("/"),
+                         timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries,
+                         max_retry_wait=max_retry_wait, temperature=temperature, max_tokens=max_tokens,
+                         backoff=backoff, models_timeout=models_timeout)
+        self._api_key = api_key or ""  # what a log detail must never show (NO_KEY is no secret)
         self._allowed_models, self._models_ttl = tuple(allowed_models), models_ttl
         self._registry: ModelRegistry | None = None
-        # Retries are ours (only before the first delta); SDK retries would stack under them.
-        self._client = sdk_client(openai.OpenAI, openai.DefaultHttpxClient, api_key=api_key or NO_KEY,
-                                  base_url=base_url.rstrip("/"), max_retries=0,
-                                  timeout=httpx.Timeout(timeout, connect=connect_timeout))
 
     def __repr__(self) -> str:
         """Name the provider, server and model, never the key."""
         return f"<OpenAICompatProvider base_url={str(self._client.base_url)!r} model={self.model!r}>"
-
-    def stream(
-        self,
-        messages: list[dict],
-        *,
-        model: str | None = None,
-        on_retry: RetryCallback | None = None,
-        on_status: StatusCallback | None = None,
-        tools: list[dict] | None = None,
-    ) -> ReplyStream:
-        """Prepare one reply to `messages`; the request starts on iteration."""
-        request: dict = {"model": model or self.model, "messages": list(messages), "stream": True,
-                         "stream_options": {"include_usage": True}}
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            request["max_tokens"] = self.max_tokens
-        if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
-            request["tools"] = tools
-        return ChatCompletionStream(self, request, on_retry, reasoning_fields=REASONING_FIELDS)
-
-    def open_stream(self, request: dict):
-        """The SDK's raw streaming response for one request (a context manager; nothing is parsed as objects).
-
-        As for Groq, this is `chat.completions.with_streaming_response.create` less its per-request transform of the
-        body against the SDK's types (our body is plain JSON already; the transform walks every message).
-        """
-        if not request["model"]:
-            request["model"] = self.default_model()
-        return ResponseContextManager(functools.partial(
-            self._client.post, "/chat/completions", body=request,
-            options={"headers": {RAW_RESPONSE_HEADER: "stream"}, "security": {"bearer_auth": True}},
-            cast_to=ChatCompletion, stream=True, stream_cls=openai.Stream[ChatCompletionChunk]))
 
     def default_model(self) -> str:
         """The configured model, else the server's first listed one (remembered); raises UpstreamError."""
@@ -155,34 +120,6 @@ class OpenAICompatProvider(RetryPolicy):
             self._registry = ModelRegistry(self.list_models, default, allowed=self._allowed_models,
                                            ttl=self._models_ttl, name="the OpenAI-compatible server")
         return self._registry
-
-    def close(self) -> None:
-        """Close the pooled HTTP connections."""
-        self._client.close()
-
-    def map_exception(self, exc: BaseException) -> UpstreamError:
-        """Turn an SDK or transport exception into an UpstreamError whose detail never holds the key."""
-        if isinstance(exc, UpstreamError):
-            return exc
-        if isinstance(exc, openai.APIStatusError):
-            error = error_from_status(exc.status_code, exc.body, exc.response.headers, hints=HINTS)
-        elif isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-            error = upstream_error("upstream_unavailable", f"timed out ({type(exc).__name__})", retryable=True)
-        elif isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc
-            error = upstream_error("upstream_unavailable",
-                                   f"connection failed ({type(cause).__name__}: {cause}; check {HINTS['url']})",
-                                   retryable=True)
-        elif isinstance(exc, httpx.HTTPError | OSError):
-            error = upstream_error("upstream_unavailable", f"stream broke ({type(exc).__name__}: {exc})",
-                                   retryable=True)
-        elif isinstance(exc, ValueError):
-            error = upstream_error("upstream_unavailable", f"malformed response ({type(exc).__name__}: {exc})")
-        else:
-            error = upstream_error("upstream_unavailable", f"unexpected {type(exc).__name__}: {exc}")
-        if self._api_key:
-            error.detail = error.detail.replace(self._api_key, "[redacted]")
-        return error
 
 
 def _context_window(entry: dict) -> int | None:

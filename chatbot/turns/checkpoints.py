@@ -19,16 +19,16 @@ class LiveReply:
     owner_id: str
     user_id: str | None = None  # the account whose usage the reply counts to
     parts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
+    reasoning_parts: list[str] = field(default_factory=list)
     saved: tuple[int, int] = (0, 0)  # how many parts of each were in the last checkpoint
 
     def text(self) -> str:
         """The answer so far."""
         return "".join(self.parts)
 
-    def thinking(self) -> str | None:
+    def reasoning(self) -> str | None:
         """The reasoning so far, if any."""
-        return "".join(self.reasoning) or None
+        return "".join(self.reasoning_parts) or None
 
 
 class Checkpointer:
@@ -52,11 +52,11 @@ class Checkpointer:
         """Write the replies whose text grew since their last checkpoint, and heartbeat every one of them."""
         changed = []
         for reply in live:
-            counts = (len(reply.parts), len(reply.reasoning))
+            counts = (len(reply.parts), len(reply.reasoning_parts))
             if counts != reply.saved:
                 changed.append((reply, counts))
         if changed:
-            self._store.checkpoint_many([(r.reply_id, r.text(), r.thinking()) for r, _ in changed])
+            self._store.checkpoint_many([(r.reply_id, r.text(), r.reasoning()) for r, _ in changed])
             for reply, counts in changed:
                 reply.saved = counts
             self.beats += 1

@@ -6,74 +6,84 @@ import logging
 
 from ..protocol import ChatError
 from .rooms import owner_room
+from .starter import TurnStarter
 
 log = logging.getLogger("chatbot.conversations")
 
 
 class ConversationService:
-    """The session's conversations; shares the chat service's sockets, store and views."""
+    """The session's conversations; shares the TurnStarter's sockets, store and views."""
 
-    def __init__(self, chat, stale_reply_seconds: float):
-        """Work through `chat` (a ChatService): its store, limiter, sockets and views."""
-        self.chat = chat
-        self.store, self.limiter, self.settings = chat.store, chat.limiter, chat.settings
+    def __init__(self, turns: TurnStarter, stale_reply_seconds: float):
+        """Work through the engine's shared TurnStarter: its store, limiter, sockets and views."""
+        self.turns = turns
+        self.store, self.limiter, self.settings = turns.store, turns.limiter, turns.settings
         self._stale_reply_seconds = stale_reply_seconds
 
     def list(self, sid: str) -> dict:
         """The session's conversations, newest first."""
-        return {"ok": True, **self._conversation_list(self.chat.state(sid).owner_id)}
+        return {"ok": True, **self._conversation_list(self.turns.state(sid).owner_id)}
 
     def new(self, sid: str) -> dict:
         """Create a conversation and show it in this socket."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         conversation = self.store.create_conversation(state.owner_id)
-        self.chat.switch(sid, state, conversation["id"])
-        self.chat.send_view(sid)
+        self.turns.switch(sid, state, conversation["id"])
+        self.turns.send_view(sid)
         self._changed(state.owner_id)
         return {"ok": True, "conversation": conversation}
 
     def open(self, sid: str, conversation_id: str) -> dict:
         """Show another of the session's conversations in this socket."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         conversation = self.store.get_conversation(state.owner_id, conversation_id)
-        self.chat.switch(sid, state, conversation_id)
-        self.chat.send_view(sid)
+        self.turns.switch(sid, state, conversation_id)
+        self.turns.send_view(sid)
         return {"ok": True, "conversation": conversation}
 
     def rename(self, sid: str, conversation_id: str, title: str) -> dict:
         """Rename one of the session's conversations; every tab gets the changed one."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         conversation = self.store.rename_conversation(state.owner_id, conversation_id, title)
-        self.chat.socketio.emit("conversation_updated", {"conversation": conversation},
+        self.turns.socketio.emit("conversation_updated", {"conversation": conversation},
                                 to=owner_room(state.owner_id))
         return {"ok": True, "conversation": conversation}
 
     def delete(self, sid: str, conversation_id: str) -> dict:
         """Delete one of the session's conversations (stopping its reply); sockets showing it move on."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         self.store.get_conversation(state.owner_id, conversation_id)
-        active = self.chat.replies.active(conversation_id)
+        active = self.turns.replies.active(conversation_id)
         if active is not None:
-            self.chat.stop(sid, active)
+            self.turns.stop(sid, active)
         self.store.delete_conversation(state.owner_id, conversation_id)
         remaining = self.store.list_conversations(state.owner_id, limit=1)
         fallback = remaining[0]["id"] if remaining else self.store.create_conversation(state.owner_id)["id"]
         if self.store.get_active_conversation(state.owner_id) in (None, conversation_id):
             self.store.set_active_conversation(state.owner_id, fallback)
-        for other_sid, other in list(self.chat.sockets.items()):
+        for other_sid, other in list(self.turns.sockets.items()):
             if other.owner_id == state.owner_id and other.conversation_id == conversation_id:
-                self.chat.switch(other_sid, other, fallback)
-                self.chat.send_view(other_sid)
+                self.turns.switch(other_sid, other, fallback)
+                self.turns.send_view(other_sid)
         self._changed(state.owner_id)
         return {"ok": True}
+
+    def export(self, owner_id: str, conversation_id: str, whole_tree: bool) -> tuple[dict, list[dict]]:
+        """One of the owner's conversations and its messages: every version (with `active_leaf_id`) for the whole
+        tree, else the active path the page shows (NotFound for a foreign or unknown id)."""
+        conversation = self.store.get_conversation(owner_id, conversation_id)
+        if whole_tree:
+            leaf, messages = self.store.tree(owner_id, conversation_id)
+            return {**conversation, "active_leaf_id": leaf}, messages
+        return conversation, self.store.active_path(owner_id, conversation_id)
 
     def search(self, sid: str, query: str, limit: int) -> dict:
         """The session's conversation titles and messages matching `query`, best first (an empty query finds
         nothing and costs nothing)."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         if not query:
             return {"ok": True, "results": []}
         self.limiter.search(state.owner_id)
@@ -81,24 +91,24 @@ class ConversationService:
 
     def list_models(self, sid: str) -> dict:
         """The models users may pick (the provider's list, filtered by the operator), and the default."""
-        self.chat.state(sid)
-        return {"ok": True, "models": self.chat.provider.models(), "default": self.chat.provider.model}
+        self.turns.state(sid)
+        return {"ok": True, "models": self.turns.provider.models(), "default": self.turns.provider.model}
 
     def set_model(self, sid: str, conversation_id: str, model: str | None) -> dict:
         """Make one of the session's conversations use `model` (None: the default); every tab gets the change."""
-        state = self.chat.state(sid)
+        state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
         if model is not None and not self._offered(model):
             raise ChatError("model_unavailable", f"The model “{model}” is not one you can pick here. "
                             "Choose one from the list.")
         conversation = self.store.set_conversation_model(state.owner_id, conversation_id, model)
-        self.chat.socketio.emit("conversation_updated", {"conversation": conversation},
+        self.turns.socketio.emit("conversation_updated", {"conversation": conversation},
                                 to=owner_room(state.owner_id))
         return {"ok": True, "conversation": conversation}
 
     def _offered(self, model: str) -> bool:
         """Whether `model` is on the provider's list as the operator allows it."""
-        provider = self.chat.provider
+        provider = self.turns.provider
         if hasattr(provider, "has_model"):
             return provider.has_model(model)
         return any(entry["id"] == model for entry in provider.models())
@@ -124,11 +134,11 @@ class ConversationService:
                     self.store.interrupt_streaming(stale_after=self._stale_reply_seconds)
             except Exception:
                 log.exception("cleanup failed")
-            self.chat.socketio.sleep(self.settings["CLEANUP_INTERVAL"])
+            self.turns.socketio.sleep(self.settings["CLEANUP_INTERVAL"])
 
     def _changed(self, owner_id: str) -> None:
         """Tell every socket of the session that its conversation list changed (a conversation came or went)."""
-        self.chat.socketio.emit("conversations", self._conversation_list(owner_id), to=owner_room(owner_id))
+        self.turns.socketio.emit("conversations", self._conversation_list(owner_id), to=owner_room(owner_id))
 
     def _conversation_list(self, owner_id: str) -> dict:
         """The `conversations` payload."""

@@ -1,4 +1,4 @@
-"""Live logins: every PING_INTERVAL, one read of the session versions of this process's signed-in sockets, and
+"""Live logins: every PING_INTERVAL, one read of the login generations of this process's signed-in sockets, and
 the sockets of an account that was disabled, deleted or signed out everywhere since they connected are dropped.
 With several processes each one sweeps its own sockets."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from ..protocol import ChatError
+from .starter import TurnStarter
 
 log = logging.getLogger("chatbot.logins")
 
@@ -14,20 +15,20 @@ log = logging.getLogger("chatbot.logins")
 class LoginWatch:
     """Drops sockets whose login has ended; `sweep` runs on a timer and right after a change in this process."""
 
-    def __init__(self, chat):
-        """Work on the chat service's sockets, store and Socket.IO server."""
-        self.chat = chat
+    def __init__(self, turns: TurnStarter):
+        """Work on the TurnStarter's sockets, store and Socket.IO server."""
+        self.turns = turns
 
     def sweep(self) -> int:
-        """Disconnect every signed-in socket whose account is no longer active at the version it connected with;
+        """Disconnect every signed-in socket whose account is no longer active at the generation it connected with;
         return how many were dropped."""
-        sockets = [(sid, state) for sid, state in list(self.chat.sockets.items()) if state.user_id is not None]
+        sockets = [(sid, state) for sid, state in list(self.turns.sockets.items()) if state.user_id is not None]
         if not sockets:
             return 0
-        current = self.chat.store.login_states([state.user_id for _, state in sockets])
+        current = self.turns.store.login_states([state.user_id for _, state in sockets])
         dropped = 0
         for sid, state in sockets:
-            if current.get(state.user_id) != ("active", state.version):
+            if current.get(state.user_id) != ("active", state.generation):
                 self._drop(sid)
                 dropped += 1
         return dropped
@@ -35,7 +36,7 @@ class LoginWatch:
     def loop(self) -> None:
         """Forever: sweep once per ping round (run as a background task)."""
         while True:
-            self.chat.socketio.sleep(self.chat.settings["PING_INTERVAL"])
+            self.turns.socketio.sleep(self.turns.settings["PING_INTERVAL"])
             try:
                 self.sweep()
             except Exception:  # a failed sweep (database away) must not end the watch for good
@@ -46,7 +47,7 @@ class LoginWatch:
         error = ChatError("auth_required", "You were signed out. Please sign in again.")
         # The socket is this process's own: straight to it, so the reason arrives before the disconnect does
         # (through a message queue it could come after).
-        self.chat.socketio.emit("error", error.payload(), to=sid, ignore_queue=True)
-        self.chat.disconnect(sid)
-        self.chat.socketio.server.disconnect(sid)
+        self.turns.socketio.emit("error", error.payload(), to=sid, ignore_queue=True)
+        self.turns.forget(sid)
+        self.turns.socketio.server.disconnect(sid)
         log.info("event=signed_out sid=%s dropped", sid)

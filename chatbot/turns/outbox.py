@@ -74,7 +74,7 @@ class Pacer:
         self._beat = Beat(start_task, sleep, PACER_INTERVAL, self._pace, "pacing")
 
     def watch(self, box: ReplyOutbox, stream, *more: ReplyOutbox) -> None:
-        """Pace `box` (and a reply's other outboxes, e.g. its thinking) and watch its stream for stop requests until
+        """Pace `box` (and a reply's other outboxes, e.g. its reasoning) and watch its stream for stop requests until
         `forget`."""
         self._beat.add(box.reply_id, ((box, *more), stream))
 

@@ -78,7 +78,7 @@ class StreamPump:
         return ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
 
     def _run(self, live: LiveReply, reply: dict, conversation: dict, context: list[dict], started: float) -> None:
-        """Relay one reply: coalesced thinking and answer deltas to the room, then its final state."""
+        """Relay one reply: coalesced reasoning and answer deltas to the room, then its final state."""
         reply_id, room = live.reply_id, conversation_room(live.conversation_id)
         status, finish, error, stream, first = "complete", None, None, None, None
 
@@ -89,7 +89,7 @@ class StreamPump:
             on_status({"status": "retrying", "retry_in": round(wait, 1)})
 
         box = self._outbox(reply_id, room, "bot_delta", "text")
-        thinking = self._outbox(reply_id, room, "bot_reasoning", "reasoning")
+        reasoning = self._outbox(reply_id, room, "bot_reasoning", "reasoning")
         gather = box.window > 0 and not self.provider.demo
         steps = ReplySteps(reply_id, live.conversation_id, replies=self.replies, socketio=self.socketio,
                            store=self.store)
@@ -103,7 +103,7 @@ class StreamPump:
             else:
                 stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status)
             self._streams[reply_id] = stream
-            self.pacer.watch(box, stream, thinking)
+            self.pacer.watch(box, stream, reasoning)
             self.checkpoints.track(live)
             deltas = iter(stream)
             while True:
@@ -117,11 +117,11 @@ class StreamPump:
                 first = first or time.monotonic()
                 sent = False
                 if delta.reasoning:
-                    live.reasoning.append(delta.reasoning)
-                    sent = self.show_reasoning and thinking.add(delta.reasoning, caught_up=caught_up)
+                    live.reasoning_parts.append(delta.reasoning)
+                    sent = self.show_reasoning and reasoning.add(delta.reasoning, caught_up=caught_up)
                 if delta.text:
                     if not live.parts:
-                        thinking.flush()  # all the thinking so far reaches the page before the answer starts
+                        reasoning.flush()  # all the reasoning so far reaches the page before the answer starts
                     live.parts.append(delta.text)
                     sent = box.add(delta.text, caught_up=caught_up) or sent
                 if sent and gather:
@@ -145,7 +145,7 @@ class StreamPump:
             self._streams.pop(reply_id, None)
             self.pacer.forget(reply_id)
             self.checkpoints.forget(reply_id)
-        thinking.flush()  # what arrived before a stop or failure still reaches the clients, in order
+        reasoning.flush()  # what arrived before a stop or failure still reaches the clients, in order
         box.flush()
         usage = getattr(stream, "usage", None)
         speed = reply_speed(usage, started, first)
@@ -163,7 +163,7 @@ class StreamPump:
         if error.code == "model_unavailable" and model != self.provider.model:
             return (f"The model “{model}” is not available any more (the provider may have retired it). "
                     "Pick another model at the top of the chat.")
-        return error.user_message
+        return protocol.upstream_sentence(error.code)
 
     def _finish(self, live: LiveReply, reply: dict, conversation: dict, status: str, finish: str | None,
                 error: ChatError | None) -> None:
@@ -172,12 +172,12 @@ class StreamPump:
         reply_id, room, text = live.reply_id, conversation_room(live.conversation_id), live.text()
         try:
             self.store.finish_reply(reply_id, user_id=live.user_id, tokens=reply_tokens(reply["usage"], text),
-                                    content=text, reasoning=live.thinking(), status=status, usage=reply["usage"],
+                                    content=text, reasoning=live.reasoning(), status=status, usage=reply["usage"],
                                     finish_reason=finish, error_code=error.code if error else None,
                                     model=reply["model"], speed=reply["speed"], tools=reply["tools"])
         except Exception:
             log.exception("reply=%s could not store its final state", reply_id)
-        final = protocol.final_message({**reply, "content": text, "reasoning": live.thinking()}, finish,
+        final = protocol.final_message({**reply, "content": text, "reasoning": live.reasoning()}, finish,
                                        reasoning=self.show_reasoning)
         if error is not None:
             final["error"] = error.payload()

@@ -10,12 +10,52 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 # How long a finished reply stays resumable from the registry; later the store answers.
 FINISHED_TTL = 300.0
 # A reservation whose process died expires this long after its last heartbeat (sent at every checkpoint).
 RESERVATION_TTL = 90.0
+
+
+class Replies(Protocol):
+    """What the engine needs of a reply registry (MemoryReplies in one process, RedisReplies across several)."""
+
+    def reserve(self, conversation_id: str, owner_id: str, max_per_owner: int) -> str | None:
+        """Claim the conversation for one reply: None, or why not (`busy`, `too_many`)."""
+
+    def begin(self, reply_id: int, conversation_id: str, owner_id: str) -> None:
+        """Record a reply that starts streaming in a claimed conversation."""
+
+    def heartbeat_many(self, replies: list[tuple[int, str]]) -> None:
+        """Keep these (reply id, conversation id) claims alive."""
+
+    def release(self, conversation_id: str, owner_id: str) -> None:
+        """Give a conversation's claim back."""
+
+    def active(self, conversation_id: str) -> int | None:
+        """The reply streaming in a conversation, if any."""
+
+    def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
+        """Log one delta (`text` or `reasoning`) for resume."""
+
+    def finish(self, reply_id: int, final: dict[str, Any]) -> None:
+        """Record a reply's final message."""
+
+    def since(self, reply_id: int, after_seq: int, kind: str = "text") -> tuple[list[str], dict | None] | None:
+        """The deltas after `after_seq` and the final message, or None when the registry no longer knows it."""
+
+    def owner_of(self, reply_id: int) -> tuple[str, str] | None:
+        """(owner id, conversation id) of a known reply."""
+
+    def request_stop(self, reply_id: int) -> None:
+        """Ask the process streaming a reply to stop it."""
+
+    def stop_requested(self, reply_id: int) -> bool:
+        """Whether a stop was asked for."""
+
+    def in_flight(self) -> int:
+        """How many replies are streaming now."""
 
 
 @dataclass
@@ -85,7 +125,7 @@ class MemoryReplies:
             return self._busy.get(conversation_id) or None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text"), thinking ("reasoning") or tool steps ("tool", JSON);
+        """Log delta `seq` of a reply's answer (kind "text"), reasoning ("reasoning") or tool steps ("tool", JSON);
         seq is its index."""
         with self._lock:
             _log_of(self._replies[reply_id], kind).append(text)
@@ -143,7 +183,7 @@ def _log_of(state: ReplyState, kind: str) -> list[str]:
 
 
 # The Redis list that logs each kind of delta.
-_LOG_KEYS = {"text": "deltas", "reasoning": "thinking", "tool": "tools"}
+_LOG_KEYS = {"text": "deltas", "reasoning": "reasoning", "tool": "tools"}
 
 
 class RedisReplies:
@@ -202,7 +242,7 @@ class RedisReplies:
         return int(value) if value and value != "0" else None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text"), thinking ("reasoning") or tool steps ("tool")."""
+        """Log delta `seq` of a reply's answer (kind "text"), reasoning ("reasoning") or tool steps ("tool")."""
         key = self._key(_LOG_KEYS.get(kind, "deltas"), reply_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.rpush(key, text)
@@ -255,6 +295,6 @@ class RedisReplies:
         return bool(self._redis.ping())
 
 
-def make_replies(redis_url: str | None, prefix: str = "chatbotws") -> MemoryReplies | RedisReplies:
+def make_replies(redis_url: str | None, prefix: str = "chatbotws") -> Replies:
     """The Redis registry when REDIS_URL is set, else the in-memory one."""
     return RedisReplies(redis_url, prefix) if redis_url else MemoryReplies()

@@ -13,7 +13,7 @@ class SocketState:
     conversation_id: str
     ip: str
     user_id: str | None = None  # the signed-in account (None: an anonymous session)
-    version: int | None = None  # its session version when the socket connected
+    generation: int | None = None  # its login generation when the socket connected
 
 
 def conversation_room(conversation_id: str) -> str:

@@ -1,1 +1,1 @@
-"""The edges: HTTP routes, Socket.IO events, session tokens and transport guards."""
+"""The edges: HTTP routes, Socket.IO events, login tokens and transport guards."""

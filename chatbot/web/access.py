@@ -1,5 +1,5 @@
 """Who is asking: the login a request carries (session cookie or bearer token, or in proxy mode the header an
-authenticating proxy set), checked against the account's state and session version. One read per request."""
+authenticating proxy set), checked against the account's state and login generation. One read per request."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import re
 
 from flask import current_app, g, jsonify, redirect, request, url_for
 
-from ..store import LoginState, UsernameTaken
+from ..turns.accounts import LoginState
+from .services import accounts, tokens
 from .sessions import COOKIE_NAME, Login
 
 log = logging.getLogger("chatbot.access")
@@ -24,24 +25,23 @@ def auth_mode() -> str:
     return current_app.config["AUTH_MODE"]
 
 
-def store():
-    """The app's store."""
-    return current_app.extensions["chatbot"].store
+def client_ip() -> str:
+    """The client's address (with TRUST_PROXY, ProxyFix has put the proxy's X-Forwarded-For hop here)."""
+    return request.remote_addr or "unknown"
 
 
-def tokens():
-    """The app's session token signer."""
-    return current_app.extensions["chatbot_tokens"]
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None without one."""
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
 
 
 def request_token(auth: object = None) -> str | None:
     """The token a request carries: Socket.IO `auth.token`, `Authorization: Bearer`, or the session cookie."""
     if isinstance(auth, dict) and isinstance(auth.get("token"), str):
         return auth["token"]
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return header[7:].strip()
-    return request.cookies.get(COOKIE_NAME)
+    bearer = bearer_token()
+    return bearer if bearer is not None else request.cookies.get(COOKIE_NAME)
 
 
 def anonymous_owner() -> str | None:
@@ -52,7 +52,7 @@ def anonymous_owner() -> str | None:
 def current_user(auth: object = None) -> LoginState | None:
     """The signed-in, active account of this request (cached per request), or None.
 
-    accounts: a login token whose session version is still the account's. proxy: the account named by the
+    accounts: a login token whose login generation is still the account's. proxy: the account named by the
     proxy's header, only with TRUST_PROXY and only when the connection came from a trusted proxy address.
     """
     if "chatbot_user" not in g:
@@ -61,7 +61,7 @@ def current_user(auth: object = None) -> LoginState | None:
 
 
 def current_login(auth: object = None) -> Login | None:
-    """The signed-in user as a Login (owner, account, session version), or None."""
+    """The signed-in user as a Login (owner, account, login generation), or None."""
     user = current_user(auth)
     return None if user is None else Login(user.owner_id, user.user_id, user.session_version)
 
@@ -80,8 +80,8 @@ def _token_user(token: str | None) -> LoginState | None:
     login = tokens().read(token)
     if login is None or not login.signed_in:
         return None
-    user = store().login_state(login.user_id)
-    if user is None or not user.active or user.session_version != login.version or user.owner_id != login.owner_id:
+    user = accounts().login_state(login.user_id)
+    if user is None or not user.active or user.session_version != login.generation or user.owner_id != login.owner_id:
         return None
     return user
 
@@ -111,15 +111,7 @@ def _proxy_user() -> LoginState | None:
     if not _PROXY_NAME.match(name):
         log.warning("proxy header %s ignored: not a user name", current_app.config["AUTH_PROXY_HEADER"])
         return None
-    user = store().find_user(name)
-    if user is None:
-        try:
-            user = store().create_user(name, None, pending=False)
-            log.info("account created for proxy user=%s", user["id"][:8])
-        except UsernameTaken:  # another request made it a moment ago
-            user = store().find_user(name)
-    state = store().login_state(user["id"]) if user else None
-    return state if state is not None and state.active else None
+    return accounts().proxy_user(name)
 
 
 def login_required(view):

@@ -8,9 +8,11 @@ import logging
 
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 
-from .access import auth_mode, current_user, store
+from ..turns.accounts import ADMIN_ACTIONS
+from .access import auth_mode, current_user
 from .auth import end_live_sessions, page
 from .forms import ActionForm, QuotaForm
+from .services import accounts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 log = logging.getLogger("chatbot.admin")
@@ -35,7 +37,7 @@ def admin_required(view):
 
 def _overview(status: int = 200, **context):
     """The admin page."""
-    return page("admin.html", status, users=store().users_with_usage(), me=current_user(), actions=ActionForm(),
+    return page("admin.html", status, users=accounts().overview(), me=current_user(), actions=ActionForm(),
                 quota_form=QuotaForm(), default_tokens=current_app.config["USER_DAILY_TOKENS"],
                 links=auth_mode() == "accounts", **context)
 
@@ -52,22 +54,16 @@ def overview():
 def change(user_id: str, action: str):
     """Approve, disable, enable, delete, make admin or make user; the admin cannot lock themselves out."""
     ActionForm().validate_on_submit() or abort(400)
-    target = store().get_user(user_id)
+    target = accounts().get(user_id)
     if target is None:
         abort(404)
     if user_id == current_user().user_id and action in {"disable", "delete", "demote"}:
         return _overview(409, error="You can't do that to your own account (ask another admin).")
-    changes = {"approve": lambda: store().set_user_state(user_id, "active"),
-               "enable": lambda: store().set_user_state(user_id, "active"),
-               "disable": lambda: store().set_user_state(user_id, "disabled"),
-               "delete": lambda: store().delete_user(user_id),
-               "promote": lambda: store().set_user_role(user_id, "admin"),
-               "demote": lambda: store().set_user_role(user_id, "user")}
-    if action not in changes:
+    if action not in ADMIN_ACTIONS:
         abort(404)
     if action == "delete" and request.form.get("confirm") != "yes":
         return _overview(400, error="Tick “sure” to delete an account with all its conversations.")
-    changes[action]()
+    accounts().change(user_id, action)
     if action in {"disable", "delete"}:
         end_live_sessions()
     log.info("admin user=%s action=%s target=%s", current_user().user_id[:8], action, user_id[:8])
@@ -79,11 +75,11 @@ def change(user_id: str, action: str):
 def quota(user_id: str):
     """Set or clear one account's daily token override."""
     form = QuotaForm()
-    if store().get_user(user_id) is None:
+    if accounts().get(user_id) is None:
         abort(404)
     if not form.validate_on_submit():
         return _overview(400, error=" ".join(form.daily_tokens.errors) or "That is not a number of tokens.")
-    store().set_daily_token_limit(user_id, form.limit())
+    accounts().set_daily_token_limit(user_id, form.limit())
     log.info("admin user=%s action=quota target=%s", current_user().user_id[:8], user_id[:8])
     return redirect(url_for("admin.overview"))
 
@@ -95,7 +91,7 @@ def invite():
     ActionForm().validate_on_submit() or abort(400)
     if auth_mode() != "accounts":
         abort(404)
-    token = store().create_link("invite", created_by=current_user().user_id, ttl_seconds=_ttl())
+    token = accounts().create_link("invite", created_by=current_user().user_id, ttl_seconds=_ttl())
     link = url_for("auth.signup", invite=token, _external=True)
     return _overview(link=link, link_kind="invitation")
 
@@ -105,10 +101,10 @@ def invite():
 def reset_link(user_id: str):
     """Make a one-time password reset link for an account (shown once)."""
     ActionForm().validate_on_submit() or abort(400)
-    target = store().get_user(user_id)
+    target = accounts().get(user_id)
     if target is None or auth_mode() != "accounts":
         abort(404)
-    token = store().create_link("reset", created_by=current_user().user_id, user_id=user_id, ttl_seconds=_ttl())
+    token = accounts().create_link("reset", created_by=current_user().user_id, user_id=user_id, ttl_seconds=_ttl())
     link = url_for("auth.reset", token=token, _external=True)
     return _overview(link=link, link_kind=f"password reset for {target['username']}")
 

@@ -9,9 +9,10 @@ from flask import Blueprint, Flask, Response, abort, current_app, redirect, rend
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from ..protocol import ChatError
-from ..store import LinkInvalid, UsernameTaken
-from .access import anonymous_owner, auth_mode, current_user, store, tokens
+from ..turns.accounts import LinkInvalid, UsernameTaken
+from .access import anonymous_owner, auth_mode, client_ip, current_user
 from .forms import ActionForm, PasswordForm, ResetForm, SignInForm, SignUpForm
+from .services import accounts, chat, limiter, passwords, tokens
 from .sessions import COOKIE_NAME
 
 bp = Blueprint("auth", __name__)
@@ -49,21 +50,6 @@ def refuse_foreign_posts():
     return page("auth/refused.html", 400, message="This form was not sent from this site.")
 
 
-def passwords():
-    """The app's password hasher."""
-    return current_app.extensions["chatbot_passwords"]
-
-
-def limiter():
-    """The app's rate limiter."""
-    return current_app.extensions["chatbot"].limiter
-
-
-def client_ip() -> str:
-    """The client's address (with TRUST_PROXY, as the proxy reports it)."""
-    return request.remote_addr or "unknown"
-
-
 def page(template: str, status: int = 200, **context) -> Response:
     """Render an auth page (never cached) with what every one of them shows."""
     config = current_app.config
@@ -74,7 +60,7 @@ def page(template: str, status: int = 200, **context) -> Response:
 
 
 def set_login_cookie(response: Response, token: str) -> Response:
-    """Put a session token in the HttpOnly, SameSite cookie the page and its socket ride on."""
+    """Put a login token in the HttpOnly, SameSite cookie the page and its socket ride on."""
     response.set_cookie(COOKIE_NAME, token, max_age=tokens().max_age, httponly=True, samesite="Lax",
                         secure=request.is_secure)
     return response
@@ -83,12 +69,9 @@ def set_login_cookie(response: Response, token: str) -> Response:
 def sign_in(user: dict) -> Response:
     """Start a session for `user`: a new token (rotated: nothing from before the sign-in carries over), and the
     conversations this browser made anonymously moved into the account."""
-    anonymous = anonymous_owner()
-    if anonymous:
-        moved = store().adopt_conversations(user["owner_id"], anonymous)
-        if moved:
-            log.info("signin user=%s adopted=%d anonymous conversations", user["id"][:8], moved)
-    store().touch_owner(user["owner_id"])
+    moved = accounts().signed_in(user, anonymous_owner())
+    if moved:
+        log.info("signin user=%s adopted=%d anonymous conversations", user["id"][:8], moved)
     log.info("signin user=%s", user["id"][:8])
     token = tokens().issue_login(user["owner_id"], user["id"], user["session_version"])
     return set_login_cookie(redirect(url_for("main.index")), token)
@@ -96,7 +79,7 @@ def sign_in(user: dict) -> Response:
 
 def end_live_sessions() -> None:
     """Drop this process's sockets whose login just ended (other processes notice within a ping round)."""
-    current_app.extensions["chatbot"].logins.sweep()
+    chat().logins.sweep()
 
 
 def _accounts_only() -> None:
@@ -122,7 +105,7 @@ def signin():
     except ChatError as exc:
         log.info("signin refused code=rate_limited ip=%s", client_ip())
         return page("auth/signin.html", 429, form=form, error=exc.message)
-    user = store().find_user(form.username.data)
+    user = accounts().find(form.username.data)
     # The same argon2 verification runs for an unknown name (against a dummy hash) as for a wrong password.
     if not passwords().verify(user["password_hash"] if user else None, form.password.data):
         log.info("signin refused code=wrong ip=%s", client_ip())
@@ -132,7 +115,7 @@ def signin():
             "Your account is waiting for an admin's approval." if user["state"] == "pending"
             else "This account is disabled. Ask an admin."))
     if passwords().needs_rehash(user["password_hash"]):
-        store().set_password_hash(user["id"], passwords().hash(form.password.data), end_sessions=False)
+        accounts().set_password_hash(user["id"], passwords().hash(form.password.data), end_logins=False)
     return sign_in(user)
 
 
@@ -143,18 +126,18 @@ def signup():
     _accounts_only()
     if current_user() is not None:
         return redirect(url_for("main.index"))
-    policy, first = current_app.config["SIGNUP"], store().count_users() == 0
+    policy, first = current_app.config["SIGNUP"], accounts().count() == 0
     form = SignUpForm()
     invite = form.invite.data or request.args.get("invite", "")
     form.invite.data = invite
-    if not first and (policy == "closed" or (policy == "invite" and store().check_link(invite, "invite") is None)):
+    if not first and (policy == "closed" or (policy == "invite" and accounts().check_link(invite, "invite") is None)):
         reason = "closed" if policy == "closed" else "invite"
         return page("auth/signup.html", 403 if request.method == "POST" else 200, form=None, closed=reason)
     if not form.validate_on_submit():
         return page("auth/signup.html", 400 if request.method == "POST" else 200, form=form, first=first)
     try:
         limiter().signup(client_ip())
-        user = store().create_user(form.username.data, passwords().hash(form.password.data),
+        user = accounts().create(form.username.data, passwords().hash(form.password.data),
                                    pending=policy == "approval", invite=invite if policy == "invite" else None)
     except ChatError as exc:
         return page("auth/signup.html", 429, form=form, error=exc.message)
@@ -184,7 +167,7 @@ def signout_everywhere():
     user = current_user()
     if user is None:
         return redirect(url_for("auth.signin"))
-    store().end_sessions(user.user_id)
+    accounts().end_logins(user.user_id)
     end_live_sessions()
     log.info("signout_everywhere user=%s", user.user_id[:8])
     response = redirect(url_for("auth.signin", notice="everywhere"))
@@ -203,29 +186,29 @@ def account():
     if not form.validate_on_submit():
         return page("auth/account.html", 400 if request.method == "POST" else 200, form=form, user=user,
                     actions=ActionForm())
-    stored = store().get_user(user.user_id)
+    stored = accounts().get(user.user_id)
     if not passwords().verify(stored["password_hash"], form.current.data):
         return page("auth/account.html", 401, form=form, user=user, actions=ActionForm(),
                     error="That is not your current password.")
-    store().set_password_hash(user.user_id, passwords().hash(form.password.data), end_sessions=True)
+    accounts().set_password_hash(user.user_id, passwords().hash(form.password.data), end_logins=True)
     end_live_sessions()
     log.info("password_changed user=%s", user.user_id[:8])
-    # This browser stays signed in with a token of the new version; every other one is dead.
-    return sign_in(store().get_user(user.user_id))
+    # This browser stays signed in with a token of the new login generation; every other one is dead.
+    return sign_in(accounts().get(user.user_id))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset(token: str):
     """A password reset link made by an admin: choose a new password; every session of the account ends."""
     _accounts_only()
-    if store().check_link(token, "reset") is None:
+    if accounts().check_link(token, "reset") is None:
         return page("auth/reset.html", 404, form=None)
     form = ResetForm()
     if not form.validate_on_submit():
         return page("auth/reset.html", 400 if request.method == "POST" else 200, form=form)
     try:
         limiter().signup(client_ip())
-        user_id = store().reset_password(token, passwords().hash(form.password.data))
+        user_id = accounts().reset_password(token, passwords().hash(form.password.data))
     except ChatError as exc:
         return page("auth/reset.html", 429, form=form, error=exc.message)
     except LinkInvalid:

@@ -8,9 +8,10 @@ import logging
 from authlib.integrations.flask_client import OAuth
 from flask import Blueprint, Flask, abort, current_app, redirect, request, session, url_for
 
-from ..store import LinkInvalid, UsernameTaken
-from .access import current_user, store
+from ..turns.accounts import LinkInvalid, UsernameTaken
+from .access import current_user
 from .auth import page, sign_in
+from .services import accounts, services
 
 bp = Blueprint("oidc", __name__)
 log = logging.getLogger("chatbot.oidc")
@@ -28,12 +29,12 @@ def init_oidc(app: Flask) -> None:
         server_metadata_url=app.config["OIDC_ISSUER"] + "/.well-known/openid-configuration",
         client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256", "timeout": 10},
     )
-    app.extensions["chatbot_oidc"] = oauth.oidc
+    services(app).oidc = oauth.oidc
 
 
 def _client():
     """The registered provider, or 404 when single sign-on is off."""
-    client = current_app.extensions.get("chatbot_oidc")
+    client = services().oidc
     if client is None:
         abort(404)
     return client
@@ -73,12 +74,12 @@ def callback():
 
 def _sign_in_subject(subject: str, claims: dict, invite: str | None):
     """Sign in the account linked to `subject`, link one by verified email, or make one as SIGNUP allows."""
-    user = store().user_by_subject(subject)
+    user = accounts().by_subject(subject)
     email = claims.get("email") if isinstance(claims.get("email"), str) else None
     if user is None and email and claims.get("email_verified") is True:
-        user = store().find_user(email)
+        user = accounts().find(email)
         if user is not None and user["oidc_subject"] is None:
-            store().link_subject(user["id"], subject)
+            accounts().link_subject(user["id"], subject)
             log.info("sso linked user=%s by verified email", user["id"][:8])
         elif user is not None:  # that account is linked to another subject already
             return page("auth/refused.html", 409, message="That email belongs to an account linked elsewhere.")
@@ -95,13 +96,13 @@ def _sign_in_subject(subject: str, claims: dict, invite: str | None):
 def _sign_up(subject: str, claims: dict, email: str | None, invite: str | None):
     """A new account for a provider's user, as SIGNUP allows (the first account is the admin)."""
     policy = current_app.config["SIGNUP"]
-    first = store().count_users() == 0
+    first = accounts().count() == 0
     if not first and (policy == "closed" or (policy == "invite" and not invite)):
         return page("auth/refused.html", 403, message="Sign-up is closed here: ask an admin for an invitation.")
     name = email if email and claims.get("email_verified") is True else None
     name = name or claims.get("preferred_username") or f"sso-{subject}"
     try:
-        user = store().create_user(str(name)[:254], None, pending=policy == "approval",
+        user = accounts().create(str(name)[:254], None, pending=policy == "approval",
                                    invite=invite if policy == "invite" else None, oidc_subject=subject)
     except UsernameTaken:
         return page("auth/refused.html", 409, message="An account with that name exists already: sign in with "

@@ -9,8 +9,10 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from ..store import NotFound
 from ..tools.summary import markdown_steps
-from .access import auth_mode, current_login, current_user, login_required
+from .access import auth_mode, bearer_token, current_login, current_user, login_required
 from .auth import set_login_cookie
+from .services import chat, provider, tokens
+from .services import metrics as app_metrics
 from .sessions import COOKIE_NAME
 
 bp = Blueprint("main", __name__)
@@ -33,21 +35,14 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def _tokens():
-    """The app's session token signer."""
-    return current_app.extensions["chatbot_tokens"]
-
-
 def _request_owner() -> str | None:
     """The owner proven by `Authorization: Bearer <token>` or the session cookie (in accounts and proxy mode: the
     signed-in account's)."""
     if auth_mode() != "open":
         user = current_user()
         return user.owner_id if user is not None else None
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return _tokens().owner(header[7:].strip())
-    return _tokens().owner(request.cookies.get(COOKIE_NAME))
+    bearer = bearer_token()
+    return tokens().owner(bearer if bearer is not None else request.cookies.get(COOKIE_NAME))
 
 
 @bp.get("/")
@@ -55,18 +50,17 @@ def _request_owner() -> str | None:
 def index():
     """The chat page; sets the HttpOnly session cookie the page's socket rides on (accounts and proxy mode: for
     the signed-in user only; anyone else is sent to sign in)."""
-    chat = current_app.extensions["chatbot"]
+    llm = provider()
     user = current_user() if auth_mode() != "open" else None
-    page_config = {"demo": chat.provider.demo, "model": chat.provider.model, "provider": chat.provider.name,
-                   "notice": chat.provider.notice,
+    page_config = {"demo": llm.demo, "model": llm.model, "provider": llm.name, "notice": llm.notice,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
                    "version": current_app.config["VERSION"], "auth": auth_mode()}
     response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
     # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
     if auth_mode() == "open":
-        token = _tokens().issue(_request_owner() or _tokens().new_owner_id())
+        token = tokens().issue(_request_owner() or tokens().new_owner_id())
     else:
-        token = _tokens().renew(current_login())
+        token = tokens().renew(current_login())
     set_login_cookie(response, token)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -81,12 +75,8 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Readiness: the database (and Redis, when configured) answer; says which provider and model serve."""
-    chat = current_app.extensions["chatbot"]
-    probes = {"database": chat.store.ping}
-    if hasattr(chat.replies, "ping"):
-        probes["redis"] = chat.replies.ping
     checks = {}
-    for name, probe in probes.items():
+    for name, probe in chat().probes().items():
         try:
             probe()
             checks[name] = "ok"
@@ -94,14 +84,15 @@ def readyz():
             log.exception("readiness: %s check failed", name)
             checks[name] = "failed"
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ok" if ready else "unavailable", checks=checks, provider=chat.provider.name,
-                   model=chat.provider.model), 200 if ready else 503
+    llm = provider()
+    return jsonify(status="ok" if ready else "unavailable", checks=checks, provider=llm.name,
+                   model=llm.model), 200 if ready else 503
 
 
 @bp.get("/metrics")
 def metrics():
     """Prometheus metrics of this process (each process of a deployment exposes its own)."""
-    body, content_type = current_app.extensions["chatbot_metrics"].render()
+    body, content_type = app_metrics().render()
     return Response(body, content_type=content_type)
 
 
@@ -114,14 +105,9 @@ def export(conversation_id: str, fmt: str):
         return _not_found()
     if owner_id is None:
         return jsonify(error={"code": "session_not_found", "message": "No valid session."}), 401
-    store = current_app.extensions["chatbot"].store
     try:
-        conversation = store.get_conversation(owner_id, conversation_id)
-        if fmt == "json":  # the whole tree: every version, each with its parent_id, and the path shown
-            leaf, messages = store.tree(owner_id, conversation_id)
-            conversation = {**conversation, "active_leaf_id": leaf}
-        else:  # what the page shows: the active path
-            messages = store.active_path(owner_id, conversation_id)
+        # JSON: the whole tree, every version with its parent_id, and the path shown; Markdown: the active path.
+        conversation, messages = chat().conversations.export(owner_id, conversation_id, whole_tree=fmt == "json")
     except NotFound:
         return _not_found()
     if not current_app.config["SHOW_REASONING"]:

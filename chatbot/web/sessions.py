@@ -1,4 +1,4 @@
-"""Signed, expiring session tokens: the only proof of who owns which conversations, and of who is signed in."""
+"""Signed, expiring login tokens: the only proof of who owns which conversations, and of who is signed in."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ _OWNER = re.compile(r"^[0-9a-f]{32}$")
 
 @dataclass(frozen=True)
 class Login:
-    """What a token proves: an owner (conversation space) and, when signed in, the account and its session
-    version at sign-in (a token whose version is no longer the account's is dead)."""
+    """What a token proves: an owner (conversation space) and, when signed in, the account and its login
+    generation at sign-in (a token whose generation is no longer the account's is dead)."""
 
     owner_id: str
     user_id: str | None = None
-    version: int | None = None
+    generation: int | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -28,7 +28,7 @@ class Login:
         return self.user_id is not None
 
 
-class SessionTokens:
+class LoginTokens:
     """Issues and checks tokens that carry an owner id (and a login), signed with SECRET_KEY."""
 
     def __init__(self, secret_key: str, max_age_seconds: float):
@@ -40,9 +40,9 @@ class SessionTokens:
         """A fresh token for an anonymous `owner_id` (re-issued on every connect, so active sessions never expire)."""
         return self._serializer.dumps(owner_id)
 
-    def issue_login(self, owner_id: str, user_id: str, version: int) -> str:
+    def issue_login(self, owner_id: str, user_id: str, generation: int) -> str:
         """A token for a signed-in account; a random part makes every sign-in's token new (no fixation)."""
-        return self._serializer.dumps({"o": owner_id, "u": user_id, "v": version, "n": secrets.token_hex(8)})
+        return self._serializer.dumps({"o": owner_id, "u": user_id, "v": generation, "n": secrets.token_hex(8)})
 
     def read(self, token: object) -> Login | None:
         """What a token proves, or None when it is missing, forged, malformed or expired."""
@@ -56,11 +56,11 @@ class SessionTokens:
             return Login(data) if _OWNER.match(data) else None
         if not isinstance(data, dict):
             return None
-        owner_id, user_id, version = data.get("o"), data.get("u"), data.get("v")
+        owner_id, user_id, generation = data.get("o"), data.get("u"), data.get("v")
         if not (isinstance(owner_id, str) and _OWNER.match(owner_id) and isinstance(user_id, str)
-                and _OWNER.match(user_id) and isinstance(version, int) and not isinstance(version, bool)):
+                and _OWNER.match(user_id) and isinstance(generation, int) and not isinstance(generation, bool)):
             return None
-        return Login(owner_id, user_id, version)
+        return Login(owner_id, user_id, generation)
 
     def owner(self, token: object) -> str | None:
         """The owner id an anonymous token proves (a signed-in token proves nothing here: see read)."""
@@ -70,7 +70,7 @@ class SessionTokens:
     def renew(self, login: Login) -> str:
         """A fresh token for the same login (sessions expire only after SESSION_TTL_DAYS without a visit)."""
         if login.signed_in:
-            return self.issue_login(login.owner_id, login.user_id, login.version)
+            return self.issue_login(login.owner_id, login.user_id, login.generation)
         return self.issue(login.owner_id)
 
     @staticmethod

@@ -459,5 +459,8 @@ function start() {
 
 start();
 
-// Exposed for debugging in the console and for the browser tests' diagnostics; holds no secrets.
-window.chatbotws = { state, view, getText, search };
+// The browser tests' handle on the page (it holds no secrets), installed only when a test asks for it with
+// `?test-hook` in the page's address.
+if (new URLSearchParams(window.location.search).has("test-hook")) {
+  window.chatbotws = { state, view, getText, search };
+}

@@ -5,7 +5,7 @@ import { decorateMessage } from "./branches.js";
 import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
-import { foldThinking, setUsage, showThinking } from "./thinking.js";
+import { foldReasoning, setUsage, showReasoning } from "./reasoning.js";
 import { showSteps } from "./tools.js";
 
 const STICK_THRESHOLD_PX = 80;
@@ -94,8 +94,8 @@ export function replyState(replyId, conversationId) {
   if (!reply) {
     // `wire` keeps the id exactly as the server sent it (a number): the server checks its type.
     reply = { id, wire: replyId, conversationId: String(conversationId), el: null, text: "", nextSeq: 0,
-      buffer: new Map(), done: false, thinking: "", nextReasoningSeq: 0, reasoningBuffer: new Map(),
-      thinkingSince: null, thoughtFor: null };
+      buffer: new Map(), done: false, reasoning: "", nextReasoningSeq: 0, reasoningBuffer: new Map(),
+      reasoningSince: null, thoughtFor: null };
     view.replies.set(id, reply);
   }
   return reply;
@@ -109,7 +109,7 @@ export function ensureReplyBubble(replyId, conversationId) {
     reply.el = createMessage({ role: "assistant", content: reply.text });
     reply.el.dataset.replyId = reply.id;
     setStreaming(reply.el, true);
-    showThinking(reply.el, reply.thinking, { live: !reply.text });
+    showReasoning(reply.el, reply.reasoning, { live: !reply.text });
     appendMessage(reply.el);
   }
   refreshRegenerate();
@@ -128,34 +128,34 @@ function flushRenders() {
   view.frame = 0;
   for (const reply of view.dirty) {
     if (!reply.el || !reply.el.isConnected || reply.done) continue;
-    if (reply.thinking) showThinking(reply.el, reply.thinking, { live: !reply.text });
-    if (reply.text && reply.thinking) foldThinking(reply.el, reply.thoughtFor);
+    if (reply.reasoning) showReasoning(reply.el, reply.reasoning, { live: !reply.text });
+    if (reply.text && reply.reasoning) foldReasoning(reply.el, reply.thoughtFor);
     setText(reply.el, reply.text);
   }
   view.dirty.clear();
   followBottom();
 }
 
-/** Apply one piece of thinking in seq order (its own seq, like the answer's). */
+/** Apply one piece of reasoning in seq order (its own seq, like the answer's). */
 export function applyReasoning(reply, seq, text) {
   if (reply.done || seq < reply.nextReasoningSeq) return;
   reply.reasoningBuffer.set(seq, text);
   let changed = false;
   while (reply.reasoningBuffer.has(reply.nextReasoningSeq)) {
-    reply.thinking += reply.reasoningBuffer.get(reply.nextReasoningSeq);
+    reply.reasoning += reply.reasoningBuffer.get(reply.nextReasoningSeq);
     reply.reasoningBuffer.delete(reply.nextReasoningSeq);
     reply.nextReasoningSeq += 1;
     changed = true;
   }
-  if (reply.thinkingSince === null) reply.thinkingSince = performance.now();
+  if (reply.reasoningSince === null) reply.reasoningSince = performance.now();
   if (changed) scheduleRender(reply);
 }
 
 /** Apply one delta in seq order: duplicates are dropped, early arrivals wait for the gap to fill. */
 export function applyDelta(reply, seq, text) {
   if (reply.done || seq < reply.nextSeq) return;
-  if (!reply.text && reply.thinkingSince !== null && reply.thoughtFor === null) {
-    reply.thoughtFor = (performance.now() - reply.thinkingSince) / 1000; // the answer starts: thinking is over
+  if (!reply.text && reply.reasoningSince !== null && reply.thoughtFor === null) {
+    reply.thoughtFor = (performance.now() - reply.reasoningSince) / 1000; // the answer starts: reasoning is over
   }
   reply.buffer.set(seq, text);
   let changed = false;
@@ -177,11 +177,11 @@ export function finishReply(reply, { text = null, status = "complete", note = ""
   reply.done = true;
   view.dirty.delete(reply);
   if (text !== null) reply.text = text;
-  if (reasoning) reply.thinking = reasoning;
+  if (reasoning) reply.reasoning = reasoning;
   const el = reply.el;
   if (el && el.isConnected) {
-    showThinking(el, reply.thinking);
-    foldThinking(el, reply.thoughtFor);
+    showReasoning(el, reply.reasoning);
+    foldReasoning(el, reply.thoughtFor);
     setUsage(el, usage, speed, model);
     setText(el, reply.text);
     setStreaming(el, false);
@@ -231,8 +231,8 @@ function historyElement(message, conversationId, seen, toResume) {
   } else {
     setLabel(el, message.status === "streaming" ? "complete" : message.status);
     if (message.status === "streaming" && known) setText(el, known.text);
-    showThinking(el, message.reasoning || "");
-    foldThinking(el);
+    showReasoning(el, message.reasoning || "");
+    foldReasoning(el);
     if (message.tools) showSteps(el, message.tools);
     setUsage(el, message.usage, message.speed, message.model);
     addCopyButton(el);

@@ -1,10 +1,10 @@
-// A reply's thinking (the model's reasoning, streamed before its answer) in a foldable block above the answer,
+// A reply's reasoning (the model's thinking, streamed before its answer) in a foldable block above the answer,
 // and the discreet usage line under a finished reply. Rendered through the same sanitizer as answers.
 
 import { renderMarkdown } from "./markdown.js";
 
-/** Show a reply's thinking; while `live` (no answer yet) the block is open and says "Thinking…". */
-export function showThinking(el, text, { live = false } = {}) {
+/** Show a reply's reasoning; while `live` (no answer yet) the block is open and says "Thinking…". */
+export function showReasoning(el, text, { live = false } = {}) {
   const box = el.querySelector(".msg-thinking");
   if (!box) return;
   box.hidden = !text;
@@ -17,8 +17,8 @@ export function showThinking(el, text, { live = false } = {}) {
   }
 }
 
-/** Fold the thinking once the answer starts: "Thought for 2.1 s" (or just "Thoughts" when not timed here). */
-export function foldThinking(el, seconds = null) {
+/** Fold the reasoning once the answer starts: "Thought for 2.1 s" (or just "Thoughts" when not timed here). */
+export function foldReasoning(el, seconds = null) {
   const box = el.querySelector(".msg-thinking");
   if (!box || box.hidden || !box.classList.contains("is-live") && box.dataset.folded) return;
   box.classList.remove("is-live");

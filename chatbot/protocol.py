@@ -18,7 +18,8 @@ MESSAGES = {
     "upstream_rate_limited": "The AI service is busy right now. Please try again shortly.",
     "upstream_auth": "The AI service rejected this server's credentials. The operator has been told.",
     "model_unavailable": "The configured AI model is not available. The operator has been told.",
-    "tool_unavailable": "That tool is not available in this conversation.",
+    "tool_unavailable": "That tool is not available here: the model, or the AI service's plan or region, does not "
+                        "offer it. Turn it off in Tools and try again.",
     "internal": "Something went wrong on our side.",
     "auth_required": "Please sign in first.",
 }

@@ -158,6 +158,7 @@ class FakeGroq:
         repeat: int | None = 1,
         tool_calls: list[dict] | None = None,
         executed_tools: list[dict] | None = None,
+        error_message: str | None = None,
     ) -> None:
         """Queue the response for the next chat request(s) that pass the key and body checks.
 
@@ -174,6 +175,7 @@ class FakeGroq:
         index with the arguments in pieces; finish_reason then defaults to "tool_calls" and the text to "".
         executed_tools: Groq built-in steps ([{type, arguments, output?, search_results?, code_results?}]),
         streamed after the reasoning as a start and a done delta each, and kept in a non-streamed message.
+        error_message: the message of a scripted 4xx other than 401/429 (e.g. a refused built-in tool).
         Chunks count answer, reasoning and tool pieces, not the final chunk.
         """
         if tokens is None and text is None:
@@ -197,6 +199,7 @@ class FakeGroq:
             ratelimit=None if ratelimit is None else dict(ratelimit),
             tool_calls=[_function_call(call) for call in tool_calls or []],
             executed_tools=[_executed_tool(n, tool) for n, tool in enumerate(executed_tools or [])],
+            error_message=error_message,
         )
         if hold_after is not None:
             self._released.clear()

@@ -193,10 +193,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             )
             self._send_json(429, error_body(message, "tokens", "rate_limit_exceeded"), headers)
         else:
-            self._send_status_error(script.status, headers)
+            self._send_status_error(script.status, headers, script.error_message)
         return True
 
-    def _send_status_error(self, status: int, headers: dict | None = None) -> None:
+    def _send_status_error(self, status: int, headers: dict | None = None, message: str | None = None) -> None:
         """Send Groq's body for a scripted 401, 5xx or other error status."""
         if status == 401:
             self._send_json(401, error_body("Invalid API Key", code="invalid_api_key"), headers)
@@ -204,7 +204,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             message = "Service Unavailable" if status == 503 else "Internal Server Error"
             self._send_json(status, error_body(message, "internal_server_error"), headers)
         else:
-            self._send_json(status, error_body(f"Scripted error {status}."), headers)
+            self._send_json(status, error_body(message or f"Scripted error {status}."), headers)
 
     def _complete(self, script: Script, body: dict, *, groq: bool) -> None:
         """Send one non-streamed chat.completion."""

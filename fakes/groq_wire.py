@@ -79,6 +79,7 @@ class Script:
     ratelimit: dict | None = None
     tool_calls: list[dict] = field(default_factory=list)
     executed_tools: list[dict] = field(default_factory=list)
+    error_message: str | None = None
 
 
 @dataclass

@@ -234,3 +234,13 @@ def test_metrics_count_tool_calls_by_tool_and_outcome(app, socket_client, receiv
     body = app.test_client().get("/metrics").get_data(as_text=True)
     assert 'chatbot_tool_calls_total{outcome="done",tool="mcp:orders/lookup_order"} 1.0' in body
     assert 'chatbot_tool_call_seconds_count{tool="mcp:orders/lookup_order"} 1.0' in body
+
+
+def test_a_builtin_refused_by_groq_is_said_clearly(socket_client, received, fake_groq):
+    tab = Tab(socket_client, received)
+    tab.enable("web_search")
+    fake_groq.script(status=400, error_message="`browser_search` is not available in this region.")
+    reply_id = tab.ask("Weather?")
+    final = tab.final(reply_id)
+    assert final["finish_reason"] == "error" and final["error"]["code"] == "tool_unavailable"
+    assert "Turn it off in Tools" in final["error"]["message"]

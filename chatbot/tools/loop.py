@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..providers.base import Delta, ReplyStream
+from ..providers.errors import UpstreamError
 from .registry import Offer
 from .steps import CallPieces, StepRunner
 
@@ -54,7 +55,7 @@ class ToolTurn(ReplyStream):
                 self._current = stream
             self.requests += 1
             pieces, text = CallPieces(), []
-            for delta in stream:
+            for delta in self._guarded(stream, tools):
                 if delta.executed_tools:
                     self.runner.builtin(delta.executed_tools, round_no)
                 if delta.tool_calls:
@@ -82,6 +83,16 @@ class ToolTurn(ReplyStream):
                     content = self.runner.run(call)
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
             round_no += 1
+
+    def _guarded(self, stream: ReplyStream, tools: list[dict] | None) -> Iterator[Delta]:
+        """The request's deltas; Groq refusing a built-in tool (not on this model, plan or region) says so."""
+        try:
+            yield from stream
+        except UpstreamError as exc:
+            builtins = [t["type"] for t in tools or () if t.get("type") != "function"]
+            if exc.code == "invalid_message" and any(name in exc.detail for name in builtins):
+                raise UpstreamError("tool_unavailable", detail=exc.detail) from exc
+            raise
 
     def steps(self) -> list[dict]:
         """Every step of the reply in its last state."""

@@ -36,3 +36,13 @@ def test_a_reply_keeps_its_steps_checkpointed_then_final(store, owner):
     assert messages[-1]["tools"] == [done] and messages[0]["tools"] is None
     with pytest.raises(NotFound):
         store.checkpoint_tools(10**9, [STEP])
+
+
+def test_an_accounts_tool_calls_count_in_its_usage(store):
+    account = store.create_user("alice", "hash", pending=False)
+    conversation = store.create_conversation(account["owner_id"])
+    reply = store.begin_turn(account["owner_id"], conversation["id"], "q", client_id=None, context_limit=5).reply
+    steps = [{**STEP, "id": f"step-{n}", "status": status} for n, status in enumerate(("done", "error", "declined"))]
+    store.finish_reply(reply["id"], user_id=account["id"], tokens=10, content="a", status="complete", tools=steps)
+    figures = {row["username"]: row for row in store.users_with_usage()}["alice"]
+    assert (figures["tool_calls_24h"], figures["tool_calls_30d"], figures["messages_24h"]) == (2, 2, 1)

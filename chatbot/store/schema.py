@@ -97,6 +97,7 @@ usage_hourly = sa.Table(
     sa.Column("hour", UTCDateTime, primary_key=True),
     sa.Column("messages", sa.Integer, nullable=False),
     sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"),  # tool steps of its replies (0007)
 )
 
 conversations = sa.Table(

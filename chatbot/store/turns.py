@@ -284,7 +284,9 @@ class TurnQueries:
             if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
                 raise NotFound(reply_id)
             if user_id is not None:
-                self._count_usage(conn, user_id, tokens)
+                # A reply's tool steps count as tool calls, except the ones the person declined (never run).
+                calls = sum(1 for step in tools or () if step.get("status") != "declined")
+                self._count_usage(conn, user_id, tokens, calls)
 
     def touch_owner_if_before(self, owner_id: str, cutoff: datetime) -> None:
         """Record that the owner was seen, only when its last-seen time is older than `cutoff` (throttled writes)."""

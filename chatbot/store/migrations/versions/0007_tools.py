@@ -1,4 +1,4 @@
-"""Tools: the tool ids a conversation's replies may use, and a reply's tool steps.
+"""Tools: the tool ids a conversation's replies may use, a reply's tool steps, and tool calls in hourly usage.
 
 Revision ID: 0007
 Revises: 0004
@@ -15,7 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add conversations.tools and messages.tools (JSON, NULL: none)."""
+    """Add conversations.tools and messages.tools (JSON, NULL: none), and usage_hourly.tool_calls (0)."""
+    op.add_column("usage_hourly", sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"))
     if op.get_bind().dialect.name == "sqlite":
         # Not batch mode: rebuilding the tables would drop their search triggers (0003) and, with foreign keys on,
         # the drop's implicit DELETE would cascade. SQLite adds NULL columns in place.

@@ -244,3 +244,17 @@ def test_a_builtin_refused_by_groq_is_said_clearly(socket_client, received, fake
     final = tab.final(reply_id)
     assert final["finish_reason"] == "error" and final["error"]["code"] == "tool_unavailable"
     assert "Turn it off in Tools" in final["error"]["message"]
+
+
+def test_stop_while_a_step_waits_for_approval_declines_it(socket_client, received, fake_groq, mcp_orders):
+    tab = Tab(socket_client, received)
+    tab.enable("mcp:orders/cancel_order")
+    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": "504"}}])
+    reply_id = tab.ask("Cancel order 504")
+    asked = tab.events.wait("tool_approval", lambda a: a["reply_id"] == reply_id)
+    assert tab.emit("stop", {"reply_id": reply_id})["stopped"] is True
+    final = tab.final(reply_id)
+    assert final["finish_reason"] == "stopped" and final["tools"][0]["status"] == "declined"
+    assert {"tool": "cancel_order", "order_id": "504"} not in mcp_orders.calls() and len(fake_groq.requests) == 1
+    late = tab.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": True})
+    assert late["ok"] is False and late["error"]["code"] == "not_found"

@@ -61,9 +61,12 @@ class ToolActions:
         conversation = self.store.get_conversation(state.owner_id, conversation_id or state.conversation_id)
         return {"ok": True, **self.tools.list_tools(self.provider, conversation["model"] or self.provider.model)}
 
-    def choose(self, sid: str, conversation_id: str, tool_ids: list[str]) -> dict:
-        """Store which tools a conversation's replies may use; every tab gets the changed conversation."""
+    def choose(self, sid: str, conversation_id: str, tool_ids: list[str] | None) -> dict:
+        """Store which tools a conversation's replies may use (None: no change); every tab gets the changed
+        conversation."""
         state = self.state(sid)
+        if tool_ids is None:
+            return {"ok": True, "conversation": self.store.get_conversation(state.owner_id, conversation_id)}
         choice = self.tools.choice(tool_ids)
         self.store.set_conversation_tools(state.owner_id, conversation_id, choice)
         conversation = self.store.get_conversation(state.owner_id, conversation_id)

@@ -205,10 +205,11 @@ class ChatNamespace(Namespace):
         return tools().list_tools(request.sid, protocol.optional_id(data, "conversation_id"))
 
     def on_update_conversation(self, payload=None):
-        """Sent when the user changes a conversation's settings (here: which tools its replies may use)."""
+        """Sent when the user changes a conversation's settings: any subset of them (here: `tools`, which tools its
+        replies may use); every tab gets `conversation_updated`."""
         data = protocol.payload_dict(payload)
         conversation_id = protocol.required_id(data, "conversation_id")
-        return tools().choose(request.sid, conversation_id, tool_wire.tool_ids(data))
+        return tools().choose(request.sid, conversation_id, tool_wire.tool_ids(data) if "tools" in data else None)
 
     def on_approve_tool(self, payload=None):
         """Sent by a tab answering `tool_approval`: run (or decline) a destructive step; the first answer wins."""

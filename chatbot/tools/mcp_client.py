@@ -19,6 +19,8 @@ from .bridge import LoopThread, Pending
 log = logging.getLogger(__name__)
 
 CONNECT_SECONDS = 10.0  # opening a session (connect + initialize + list) has its own limit, apart from a call's
+# After a failed connect, uses within this many seconds fail at once instead of each waiting for the network again.
+RETRY_CONNECT_SECONDS = 5.0
 
 
 class ToolError(Exception):
@@ -113,20 +115,27 @@ class _Session:
         self.gone: asyncio.Future | None = None  # resolved when the held session ends
         self._opening: asyncio.Future | None = None
         self._holder: asyncio.Task | None = None
+        self._failed_at = float("-inf")
 
     async def ready(self):
         """The open session, opening one if there is none (one opening at a time)."""
         if self.session is not None:
             return self.session
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._failed_at < RETRY_CONNECT_SECONDS and (self._opening is None or self._opening.done()):
+            raise ToolError("tool_unavailable", f"The tool server '{self.config.name}' is not reachable.")
         if self._opening is None or self._opening.done():
-            loop = asyncio.get_running_loop()
             self._opening = loop.create_future()
             self.gone = loop.create_future()
             self._holder = loop.create_task(self._hold(self._opening, self.gone))
         try:
             return await asyncio.wait_for(asyncio.shield(self._opening), CONNECT_SECONDS)
         except TimeoutError:
+            self._failed_at = loop.time()
             raise ToolError("tool_unavailable", f"The tool server '{self.config.name}' did not answer.") from None
+        except ToolError:
+            self._failed_at = loop.time()
+            raise
 
     async def _hold(self, opening: asyncio.Future, gone: asyncio.Future) -> None:
         """Open the session, publish it, and keep it until the transport fails or the loop stops."""
@@ -185,15 +194,16 @@ class McpClient:
         self._thread = LoopThread()
         self._sessions = {name: _Session(config) for name, config in self.servers.items()}
 
-    def list_tools(self) -> tuple[list[McpTool], list[str]]:
-        """Every reachable server's tools, and the names of the servers that could not be reached."""
-        if not self._sessions:
+    def list_tools(self, servers: set[str] | None = None) -> tuple[list[McpTool], list[str]]:
+        """The tools of every reachable server (or of `servers` only), and the names of those that could not be
+        reached."""
+        sessions = [s for name, s in self._sessions.items() if servers is None or name in servers]
+        if not sessions:
             return [], []
-        return self._thread.run(self._list)
+        return self._thread.run(lambda: self._list(sessions))
 
-    async def _list(self) -> tuple[list[McpTool], list[str]]:
-        """In the loop: open (or reuse) every session at once and gather their tools."""
-        sessions = list(self._sessions.values())
+    async def _list(self, sessions: list[_Session]) -> tuple[list[McpTool], list[str]]:
+        """In the loop: open (or reuse) the sessions at once and gather their tools."""
         outcomes = await asyncio.gather(*(s.ready() for s in sessions), return_exceptions=True)
         tools, down = [], []
         for session, outcome in zip(sessions, outcomes, strict=True):

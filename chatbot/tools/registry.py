@@ -97,7 +97,7 @@ class ToolRegistry:
         """The MCP servers' tools now, and the servers that could not be reached."""
         if self.mcp is None:
             return [], []
-        tools, down = self.mcp.list_tools()
+        tools, down = self.mcp.list_tools(None)
         return [mcp_spec(tool) for tool in tools], down
 
     def available(self, provider, model: str) -> tuple[list[ToolSpec], list[str]]:
@@ -114,12 +114,18 @@ class ToolRegistry:
         return {"tools": [tool.payload() for tool in tools], "unavailable": down}
 
     def offer(self, enabled: list[str], provider, model: str) -> Offer:
-        """What a turn offers the model: the enabled tools that this provider and model can use now."""
-        if not enabled:
+        """What a turn offers the model: the enabled tools that this provider and model can use now (only the servers
+        of enabled MCP tools are asked; one that is down simply offers nothing this turn)."""
+        functions, builtins = capabilities(provider, model)
+        if not enabled or not functions:
             return Offer([])
-        tools, _ = self.available(provider, model)
         wanted = set(enabled)
-        return Offer([tool for tool in tools if tool.id in wanted])
+        tools = [tool for tool in BUILTINS if builtins and tool.id in wanted]
+        servers = {tool_id[4:].split("/", 1)[0] for tool_id in wanted if tool_id.startswith("mcp:")}
+        if servers and self.mcp is not None:
+            listed, _ = self.mcp.list_tools(servers)
+            tools += [spec for spec in map(mcp_spec, listed) if spec.id in wanted]
+        return Offer(tools)
 
     def known(self, tool_ids: list[str]) -> list[str]:
         """The ids among `tool_ids` that name a tool of this deployment (a built-in or a configured server's)."""

@@ -143,3 +143,23 @@ def test_green_threads_keep_running_while_a_call_waits(orders, mode):
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["tools"] == 4 and outcome["code"] == "tool_timeout" and "shipping" in outcome["text"]
     assert outcome["ticks"] > 1
+
+
+def test_a_forked_child_opens_sessions_of_its_own(client):
+    import os
+
+    assert client.call("orders", "lookup_order", {"order_id": "42"}).text  # the parent's session and loop exist
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own loop thread and session, the parent's untouched
+        try:
+            ok = "shipping" in client.call("orders", "lookup_order", {"order_id": "42"}).text
+        except BaseException:
+            ok = False
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
+    assert "shipping" in client.call("orders", "lookup_order", {"order_id": "42"}).text

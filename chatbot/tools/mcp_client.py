@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,11 +193,23 @@ class McpClient:
         self.timeout = timeout
         self.max_chars = max_chars
         self._thread = LoopThread()
+        self._pid = os.getpid()
+        self._fresh_sessions()
+
+    def _fresh_sessions(self) -> None:
+        """One unopened session per server (again in a forked child: the parent's belong to its loop)."""
         self._sessions = {name: _Session(config) for name, config in self.servers.items()}
+
+    def _forked(self) -> None:
+        """In a process forked after first use, start over with sessions of its own."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._fresh_sessions()
 
     def list_tools(self, servers: set[str] | None = None) -> tuple[list[McpTool], list[str]]:
         """The tools of every reachable server (or of `servers` only), and the names of those that could not be
         reached."""
+        self._forked()
         sessions = [s for name, s in self._sessions.items() if servers is None or name in servers]
         if not sessions:
             return [], []
@@ -215,6 +228,7 @@ class McpClient:
 
     def start_call(self, server: str, tool: str, arguments: dict) -> Pending:
         """Start a call; `.wait()` gives an McpResult or raises ToolError, `.cancel()` aborts it (stop)."""
+        self._forked()
         if server not in self._sessions:
             raise ToolError("tool_unavailable", f"There is no tool server '{server}'.")
         return self._thread.submit(lambda: self._call(self._sessions[server], tool, arguments))

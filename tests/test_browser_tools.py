@@ -80,6 +80,10 @@ def test_page_destructive_step_waits_for_approve(live_server, fake_groq, open_ch
     expect(prompt).to_contain_text("orders › cancel_order")
     expect(page.locator(".tool-step--running")).to_have_count(1)
     assert {"tool": "cancel_order", "order_id": "77"} not in mcp_orders.calls()
+    page.reload()  # mid-step: the resumed reply shows its step and asks again
+    expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    expect(prompt).to_be_visible()
+    expect(page.locator(".tool-step")).to_have_count(1)
     prompt.get_by_role("button", name="Approve").click()
     reply = wait_final(page, "Order 77 is cancelled.")
     expect(reply.locator(".tool-step--done .tool-step-title")).to_have_text("Called orders › cancel_order")

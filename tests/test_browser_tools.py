@@ -90,3 +90,23 @@ def test_page_destructive_step_waits_for_approve(live_server, fake_groq, open_ch
     expect(page.locator(".tool-approval")).to_have_count(0)
     assert mcp_orders.calls().count({"tool": "cancel_order", "order_id": "77"}) == 1
     assert_clean(page, server)
+
+
+def test_page_code_step_shows_its_code_output_and_chart(live_server, fake_groq, open_chat):
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+    server = live_server()
+    page = open_chat(server)
+    choose_tool(page, "Run code")
+    run = {"type": "python", "arguments": {"code": "print(6 * 7)"}, "output": "42",
+           "code_results": [{"text": "42", "png": png}]}
+    fake_groq.script(executed_tools=[run], text="It is 42.")
+    send(page, "6 * 7?")
+    reply = wait_final(page, "It is 42.")
+    card = reply.locator(".tool-step")
+    expect(card.locator(".tool-step-title")).to_have_text("Ran code")
+    card.locator("summary").click()
+    expect(card.locator("pre").first).to_have_text("print(6 * 7)")
+    expect(card.locator("pre").last).to_have_text("42")
+    expect(card.locator("img.tool-step-image")).to_have_attribute("src", f"data:image/png;base64,{png}")
+    assert card.locator("img.tool-step-image").evaluate("img => img.complete && img.naturalWidth") == 1
+    assert_clean(page, server)

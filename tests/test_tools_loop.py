@@ -241,3 +241,17 @@ def test_registry_offers_by_provider_and_model(mcp):
     assert registry.list_payload(Local(), "any") == {"tools": [], "unavailable": []}
     assert registry.known(["web_search", "mcp:orders/x", "mcp:billing/x", "shell"]) == ["web_search", "mcp:orders/x"]
     assert Offer(list(BUILTINS)).resolve("web_search") is None  # built-ins are never run by us
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+
+
+def test_code_steps_keep_their_png_charts_and_nothing_else(mcp):
+    harness = Harness(mcp, ["code"])
+    run = {"index": 0, "type": "python", "arguments": '{"code": "plot()"}', "output": "",
+           "code_results": [{"text": "done", "png": PNG}, {"png": "PHN2Zz48L3N2Zz4="}, {"png": "%%%"}]}
+    model = ScriptedModel(([Delta(executed_tools=[run]), Delta("A chart.")], "stop"))
+    assert text_of(harness.turn(model)) == "A chart."
+    step = harness.runner.final()[0]
+    assert step["kind"] == "code" and step["output"] == "done"
+    assert step["images"] == [f"data:image/png;base64,{PNG}"]  # the SVG and the junk are dropped

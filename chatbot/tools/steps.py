@@ -8,6 +8,8 @@ run: it gets an error result. A tool that needs approval waits for the first ans
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -21,6 +23,9 @@ from .registry import Offer, ToolSpec, builtin_kind
 log = logging.getLogger(__name__)
 
 OUTPUT_CHARS = 8000  # a step's output as shown on the page (the model gets the client's own cap)
+# Pictures a code step made (Groq's code_results[].png): at most this many, each at most this many bytes.
+MAX_IMAGES, MAX_IMAGE_BYTES = 3, 1_000_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 APPROVAL_POLL = 0.1  # how often a waiting step looks for an answer from another tab or process
 
 
@@ -61,6 +66,22 @@ class CallPieces:
 def _clip(text: str, limit: int = OUTPUT_CHARS) -> str:
     """Text cut to what a step shows."""
     return text if len(text) <= limit else text[:limit] + " […]"
+
+
+def _pictures(code_results: list) -> list[str]:
+    """The PNG charts a code step returned, as data: URLs, only when they really are PNG and not too big."""
+    pictures = []
+    for result in code_results:
+        encoded = result.get("png") if isinstance(result, dict) else None
+        if not isinstance(encoded, str) or len(encoded) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            continue
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if data.startswith(PNG_MAGIC) and len(pictures) < MAX_IMAGES:
+            pictures.append("data:image/png;base64," + base64.b64encode(data).decode())
+    return pictures
 
 
 def _arguments(raw: str) -> Any:
@@ -140,7 +161,8 @@ class StepRunner:
         results = (piece.get("search_results") or {}).get("results") or []
         sources = [{"title": str(r.get("title") or r.get("url") or ""), "url": str(r.get("url") or "")}
                    for r in results if isinstance(r, dict) and r.get("url")]
-        self._update(step_id, status="done", output=_clip(output), sources=sources or None)
+        images = _pictures(piece.get("code_results") or [])
+        self._update(step_id, status="done", output=_clip(output), sources=sources or None, images=images or None)
         self._count(self.steps[step_id]["name"], "done", None)
 
     # Function calls: we run them.

@@ -73,6 +73,15 @@ function stepCard(step) {
   card.append(block(step.kind === "code" ? "Code" : "Input", input));
   if (step.output) card.append(block(step.status === "error" ? "Why" : "Output", String(step.output)));
   if (Array.isArray(step.sources) && step.sources.length) card.append(sources(step.sources));
+  for (const picture of Array.isArray(step.images) ? step.images : []) {
+    // The server re-encodes checked PNG bytes into these URLs; anything else is not shown.
+    if (typeof picture !== "string" || !picture.startsWith("data:image/png;base64,")) continue;
+    const img = document.createElement("img");
+    img.className = "tool-step-image";
+    img.alt = "A chart the code made";
+    img.src = picture;
+    card.append(img);
+  }
   return card;
 }
 

@@ -163,3 +163,23 @@ def test_a_forked_child_opens_sessions_of_its_own(client):
     os.waitpid(pid, 0)
     assert answer == b"1"
     assert "shipping" in client.call("orders", "lookup_order", {"order_id": "42"}).text
+
+
+@pytest.mark.parametrize("annotations, approve, expected", [
+    (None, (), False),
+    ({"read_only_hint": True}, (), False),
+    ({"read_only_hint": True, "destructive_hint": True}, (), False),
+    ({"destructive_hint": True}, (), True),
+    ({"read_only_hint": False}, (), True),
+    ({"read_only_hint": False, "destructive_hint": False}, (), False),
+    ({"idempotent_hint": True}, (), False),
+    (None, ("lookup",), True),
+    ({"read_only_hint": True}, ("*",), True),
+])
+def test_which_tools_wait_for_approval(annotations, approve, expected):
+    from mcp.types import ToolAnnotations
+
+    from chatbot.tools.mcp_client import needs_approval
+
+    given = None if annotations is None else ToolAnnotations(**annotations)
+    assert needs_approval(given, "lookup", approve) is expected

@@ -70,7 +70,10 @@ def needs_approval(annotations: Any, name: str, approve: tuple[str, ...]) -> boo
         return True
     if annotations is None or getattr(annotations, "read_only_hint", None):
         return False
-    return getattr(annotations, "destructive_hint", None) is True
+    destructive = getattr(annotations, "destructive_hint", None)
+    # The spec's default: a tool that says it is not read-only is destructive unless it says otherwise. A tool
+    # with no annotations at all says nothing, and is not held up.
+    return destructive is True or (destructive is None and getattr(annotations, "read_only_hint", None) is False)
 
 
 def result_text(result: Any, max_chars: int) -> McpResult:

@@ -5,6 +5,7 @@ tab, a call the conversation did not enable, stop mid-step, a server that is dow
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -19,6 +20,11 @@ def app(make_app, mcp_orders):
     """An app with the orders server configured."""
     return make_app(MCP_SERVERS=json.dumps([{"name": "orders", "url": mcp_orders.url}]), TOOL_TIMEOUT=5,
                     TOOL_APPROVAL_SECONDS=30)
+
+
+def fresh_order() -> str:
+    """An order id no other test (or run against another database) uses."""
+    return uuid.uuid4().hex[:10]
 
 
 class Tab:
@@ -100,49 +106,52 @@ def test_a_search_streams_as_steps_and_stays_in_the_final_message_and_history(so
 
 
 def test_an_mcp_call_runs_once_after_approval_from_a_second_tab(socket_client, received, fake_groq, mcp_orders):
+    order = fresh_order()  # the MCP server outlives the test: ids must not repeat
     first = Tab(socket_client, received)
     second = Tab(socket_client, received, token=first.session["token"])
     first.enable("mcp:orders/cancel_order")
-    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": "501"}}])
-    fake_groq.script(text="Order 501 is cancelled.")
-    reply_id = first.ask("Cancel order 501")
+    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": order}}])
+    fake_groq.script(text=f"Order {order} is cancelled.")
+    reply_id = first.ask(f"Cancel {order}")
     asked = second.events.wait("tool_approval", lambda a: a["reply_id"] == reply_id)
-    assert asked["name"] == "mcp:orders/cancel_order" and asked["input"] == {"order_id": "501"}
+    assert asked["name"] == "mcp:orders/cancel_order" and asked["input"] == {"order_id": order}
     assert first.events.wait("tool_approval", lambda a: a["reply_id"] == reply_id) == asked
-    assert {"tool": "cancel_order", "order_id": "501"} not in mcp_orders.calls()  # nothing runs before the answer
+    assert {"tool": "cancel_order", "order_id": order} not in mcp_orders.calls()  # nothing runs before the answer
     assert second.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": True}) == {
         "ok": True, "first": True}
     final = first.final(reply_id)
     late = first.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": False})
     assert late["ok"] is False or late["first"] is False
-    assert final["message"] == "Order 501 is cancelled." and final["tools"][0]["status"] == "done"
-    assert mcp_orders.calls().count({"tool": "cancel_order", "order_id": "501"}) == 1
+    assert final["message"] == f"Order {order} is cancelled." and final["tools"][0]["status"] == "done"
+    assert mcp_orders.calls().count({"tool": "cancel_order", "order_id": order}) == 1
     fed_back = fake_groq.requests[1]["messages"][-1]
-    assert fed_back["role"] == "tool" and fed_back["content"] == "Order 501 cancelled."
+    assert fed_back["role"] == "tool" and fed_back["content"] == f"Order {order} cancelled."
 
 
 def test_a_declined_call_is_not_run_and_the_reply_goes_on(socket_client, received, fake_groq, mcp_orders):
+    order = fresh_order()  # the MCP server outlives the test: ids must not repeat
     tab = Tab(socket_client, received)
     tab.enable("mcp:orders/cancel_order")
-    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": "502"}}])
+    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": order}}])
     fake_groq.script(text="Kept it.")
-    reply_id = tab.ask("Cancel order 502")
+    reply_id = tab.ask(f"Cancel {order}")
     asked = tab.events.wait("tool_approval", lambda a: a["reply_id"] == reply_id)
     assert tab.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": False})["first"]
     final = tab.final(reply_id)
     assert final["message"] == "Kept it." and final["tools"][0]["status"] == "declined"
-    assert {"tool": "cancel_order", "order_id": "502"} not in mcp_orders.calls()
+    assert {"tool": "cancel_order", "order_id": order} not in mcp_orders.calls()
     assert "declined" in fake_groq.requests[1]["messages"][-1]["content"]
 
 
 def test_a_call_the_conversation_did_not_enable_is_never_run(socket_client, received, fake_groq, mcp_orders):
+    order = fresh_order()  # the MCP server outlives the test: ids must not repeat
     tab = Tab(socket_client, received)
     tab.enable("mcp:orders/lookup_order")
-    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": "503"}}])
+    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": order}}])
     fake_groq.script(text="I may not.")
-    final = tab.final(tab.ask("Cancel order 503"))
+    final = tab.final(tab.ask(f"Cancel {order}"))
     assert final["message"] == "I may not." and final["tools"][0]["status"] == "error"
-    assert {"tool": "cancel_order", "order_id": "503"} not in mcp_orders.calls()
+    assert {"tool": "cancel_order", "order_id": order} not in mcp_orders.calls()
     assert tab.events.of("tool_approval") == []
     assert [t["function"]["name"] for t in fake_groq.requests[0]["tools"]] == ["orders__lookup_order"]
 
@@ -247,14 +256,15 @@ def test_a_builtin_refused_by_groq_is_said_clearly(socket_client, received, fake
 
 
 def test_stop_while_a_step_waits_for_approval_declines_it(socket_client, received, fake_groq, mcp_orders):
+    order = fresh_order()  # the MCP server outlives the test: ids must not repeat
     tab = Tab(socket_client, received)
     tab.enable("mcp:orders/cancel_order")
-    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": "504"}}])
-    reply_id = tab.ask("Cancel order 504")
+    fake_groq.script(tool_calls=[{"name": "orders__cancel_order", "arguments": {"order_id": order}}])
+    reply_id = tab.ask(f"Cancel {order}")
     asked = tab.events.wait("tool_approval", lambda a: a["reply_id"] == reply_id)
     assert tab.emit("stop", {"reply_id": reply_id})["stopped"] is True
     final = tab.final(reply_id)
     assert final["finish_reason"] == "stopped" and final["tools"][0]["status"] == "declined"
-    assert {"tool": "cancel_order", "order_id": "504"} not in mcp_orders.calls() and len(fake_groq.requests) == 1
+    assert {"tool": "cancel_order", "order_id": order} not in mcp_orders.calls() and len(fake_groq.requests) == 1
     late = tab.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": True})
     assert late["ok"] is False and late["error"]["code"] == "not_found"

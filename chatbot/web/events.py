@@ -209,7 +209,12 @@ class ChatNamespace(Namespace):
         replies may use); every tab gets `conversation_updated`."""
         data = protocol.payload_dict(payload)
         conversation_id = protocol.required_id(data, "conversation_id")
-        return tools().choose(request.sid, conversation_id, tool_wire.tool_ids(data) if "tools" in data else None)
+        ack = tools().choose(request.sid, conversation_id, tool_wire.tool_ids(data) if "tools" in data else None)
+        # The other settings belong to the team layer's handler, when the namespace takes one in (a mixin).
+        others = getattr(super(), "on_update_conversation", None)
+        if others is not None and set(data) - {"conversation_id", "tools"}:
+            return others(payload)
+        return ack
 
     def on_approve_tool(self, payload=None):
         """Sent by a tab answering `tool_approval`: run (or decline) a destructive step; the first answer wins."""

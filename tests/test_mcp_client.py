@@ -116,15 +116,29 @@ def ticker():
         ticks.append(1)
         sleep(0.01)
 spawn(ticker)
-client = McpClient([ServerConfig("orders", sys.argv[2])], timeout=1.0)
+client = McpClient([ServerConfig("orders", sys.argv[2])], timeout=3.0)
 tools, down = client.list_tools()
 try:
     client.call("orders", "hang_order", {"order_id": "1"})
 except ToolError as exc:
     code = exc.code
 during = len(ticks)  # read before anything yields: the ticker can only have run while the call waited
+# More waiting calls than the framework's pool has threads: none of them holds one, so a quick call still answers
+# while they all wait.
+ended = []
+def hang():
+    try:
+        client.call("orders", "hang_order", {"order_id": "2"})
+    except ToolError:
+        ended.append(1)
+hanging = [spawn(hang) for _ in range(24)]
+sleep(0)  # a yield: every hanging call starts and waits before the quick one is made
 text = client.call("orders", "lookup_order", {"order_id": "42"}).text
-print(json.dumps({"tools": len(tools), "code": code, "ticks": during, "text": text}))
+ended_before = len(ended)
+for greenlet in hanging:
+    greenlet.wait() if hasattr(greenlet, "wait") else greenlet.join()
+print(json.dumps({"tools": len(tools), "code": code, "ticks": during, "text": text, "ended": ended_before,
+                  "all_ended": len(ended)}))
 """
 
 
@@ -143,6 +157,7 @@ def test_green_threads_keep_running_while_a_call_waits(orders, mode):
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome["tools"] == 4 and outcome["code"] == "tool_timeout" and "shipping" in outcome["text"]
     assert outcome["ticks"] > 1
+    assert outcome["ended"] == 0 and outcome["all_ended"] == 24
 
 
 def test_a_forked_child_opens_sessions_of_its_own(client):

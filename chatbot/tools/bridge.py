@@ -1,9 +1,10 @@
 """An asyncio loop in its own native thread, and a way for green (eventlet/gevent) or plain threads to await it.
 
 The `mcp` SDK is asyncio (anyio). Under monkey-patching the green loop must never wait inside C, so the asyncio
-loop runs in a native thread with a selector built from the unpatched `select` module, and a caller waits for a
-result on an `offload.Doorbell` through `offload.run_native`: other green threads run meanwhile. No
-`concurrent.futures` or patched locks cross the thread boundary.
+loop runs in a native thread with a selector over the OS's epoll, and a caller waits for a result by reading one
+byte from a socket pair: a green socket under eventlet/gevent (other green threads run meanwhile, and no pool thread
+is held however long a tool takes), a plain one otherwise. The loop thread writes that byte with a raw `os.write`.
+No `concurrent.futures` or patched locks cross the thread boundary.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import math
 import os
 import select
 import selectors
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..offload import Doorbell, green_mode, run_native, start_native_thread
+from ..offload import green_mode, start_native_thread
 
 
 def _original_epoll() -> type:
@@ -91,12 +93,11 @@ class Pending:
     """One coroutine running on the loop: `wait()` for its result from any thread, `cancel()` it from any thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start unanswered."""
+        """Start unanswered, with the socket pair the answer wakes the waiter through."""
         self._loop = loop
-        self._bell = Doorbell()
+        self._reader, self._writer = socket.socketpair()
         self._task: asyncio.Task | None = None
         self._cancelled = False
-        self._done = False
         self._result: Any = None
         self._error: BaseException | None = None
 
@@ -115,14 +116,19 @@ class Pending:
             self._settle(None, exc)
 
     def _settle(self, result: Any, error: BaseException | None) -> None:
-        """Record the outcome and wake the waiter."""
-        self._result, self._error, self._done = result, error, True
-        self._bell.ring()
+        """Record the outcome and wake the waiter (a raw write: this is the loop's native thread)."""
+        self._result, self._error = result, error
+        os.write(self._writer.fileno(), b"!")
 
     def wait(self) -> Any:
-        """Block this caller (cooperatively under green threads) until the coroutine ends; its result or error."""
-        while not self._done:
-            run_native(self._bell.wait)
+        """Wait (cooperatively under green threads) until the coroutine ends; its result, or its error raised."""
+        try:
+            # Exactly one byte comes, written after the outcome is set: once it is read, the writer is done with it.
+            while not self._reader.recv(1):
+                pass
+        finally:
+            self._reader.close()
+            self._writer.close()
         if self._error is not None:
             raise self._error
         return self._result

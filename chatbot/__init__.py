@@ -34,8 +34,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .web import (
         admin,
         auth,
+        charts,
         events,  # noqa: F401  (registers the Socket.IO handlers)
         oidc,
+        share,
     )
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
@@ -98,7 +100,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         store=store, provider=provider, replies=replies, limiter=limiter))
     auth.init_auth(app)
     oidc.init_oidc(app)
-    for blueprint in (bp, auth.bp, oidc.bp, admin.bp):
+    for blueprint in (bp, auth.bp, oidc.bp, admin.bp, share.bp, charts.bp):
         app.register_blueprint(blueprint)
     if settings["AUTH_MODE"] == "proxy" and not settings["TRUST_PROXY"]:
         logging.getLogger("chatbot").warning("AUTH_MODE=proxy without TRUST_PROXY: every request is refused until "

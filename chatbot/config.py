@@ -273,6 +273,7 @@ SETTINGS: dict[str, Setting] = {
     "ARGON2_MEMORY_KIB": Setting(_number(int, 64, 4_194_304), 65536),
     "ARGON2_PARALLELISM": Setting(_number(int, 1, 16), 4),
     "LINK_TTL_HOURS": Setting(_number(float, 0.01, 8760), 72.0),
+    "SHARE_LINKS": Setting(_optional_choice("off", "signed_in", "public"), None),
     "LOG_LEVEL": Setting(_choice("debug", "info", "warning", "error"), "info"),
     "LOG_CONTENT": Setting(_bool, False),
 }
@@ -305,6 +306,7 @@ def load_settings(
             raise ConfigError("AUTH_MODE must be set in production (CHATBOT_ENV=production): open, accounts or proxy")
     settings["AUTH_MODE"] = settings["AUTH_MODE"] or "open"
     _check_oidc(settings)
+    _check_share_links(settings)
     if not settings["SECRET_KEY"]:
         settings["SECRET_KEY"] = _instance_secret(instance)
     if len(settings["SECRET_KEY"]) < 16:
@@ -327,6 +329,15 @@ def _check_oidc(settings: dict[str, Any]) -> None:
         raise ConfigError("OIDC_ISSUER is set but AUTH_MODE is not accounts: single sign-on needs AUTH_MODE=accounts")
     if settings["ARGON2_MEMORY_KIB"] < 8 * settings["ARGON2_PARALLELISM"]:
         raise ConfigError("ARGON2_MEMORY_KIB is invalid: it must be at least 8 × ARGON2_PARALLELISM")
+
+
+def _check_share_links(settings: dict[str, Any]) -> None:
+    """Default SHARE_LINKS to what the sign-in mode suggests (accounts and proxy: signed-in readers only), and
+    refuse signed_in where nobody signs in."""
+    if settings["SHARE_LINKS"] is None:
+        settings["SHARE_LINKS"] = "public" if settings["AUTH_MODE"] == "open" else "signed_in"
+    elif settings["SHARE_LINKS"] == "signed_in" and settings["AUTH_MODE"] == "open":
+        raise ConfigError("SHARE_LINKS=signed_in needs AUTH_MODE=accounts or proxy (nobody signs in when it is open)")
 
 
 def _check_reasoning_effort(effort: str | None, model: str) -> None:

@@ -137,3 +137,16 @@ def test_config_single_sign_on_needs_accounts_mode(tmp_path):
         load_settings(tmp_path, environ=environ)
     settings = load_settings(tmp_path, environ={**environ, "AUTH_MODE": "accounts"})
     assert settings["OIDC_ISSUER"] == environ["OIDC_ISSUER"]
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, "public"), ({"AUTH_MODE": "accounts"}, "signed_in"), ({"AUTH_MODE": "proxy"}, "signed_in"),
+    ({"AUTH_MODE": "accounts", "SHARE_LINKS": "public"}, "public"), ({"SHARE_LINKS": "off"}, "off"),
+])
+def test_config_share_links_default_follows_the_sign_in_mode(tmp_path, environ, expected):
+    assert load_settings(tmp_path, environ=environ)["SHARE_LINKS"] == expected
+
+
+def test_config_share_links_for_signed_in_readers_need_sign_in(tmp_path):
+    with pytest.raises(ConfigError, match=r"^SHARE_LINKS=signed_in needs AUTH_MODE=accounts or proxy"):
+        load_settings(tmp_path, environ={"SHARE_LINKS": "signed_in"})

@@ -103,3 +103,32 @@ def test_upgrade_refuses_a_legacy_version_it_does_not_know(database_url):
             store.migrate()
     finally:
         store.close()
+
+
+def test_team_revision_keeps_conversations_their_messages_and_search(database_url):
+    """0006 (the team layer) adds settings and a project to every conversation in place: rows, the message tree and
+    the search index stay, and old conversations read back with default settings."""
+    store = Store(database_url)
+    try:
+        store.migrate("0004")
+        owner = store.create_session()[0]
+        with store.engine.begin() as conn:  # the 0004 columns only: the current schema's insert would name new ones
+            conn.exec_driver_sql(
+                "INSERT INTO conversations (id, owner_id, title, created_at, updated_at) "
+                f"VALUES ('{'c' * 32}', '{owner}', 'Before teams', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+            conn.exec_driver_sql(
+                "INSERT INTO messages (conversation_id, role, content, status, created_at, updated_at) "
+                f"VALUES ('{'c' * 32}', 'user', 'zebra crossing', 'complete', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+        assert store.migrate() == store.migrate()
+        conversation = store.get_conversation(owner, "c" * 32)
+        assert conversation["message_count"] == 1 and conversation["project_id"] is None
+        assert conversation["instructions"] is None and conversation["temperature"] is None
+        assert [r["title"] for r in store.search(owner, "zebra")] == ["Before teams"]
+        project = store.create_project(owner, "After")
+        store.update_conversation_settings(owner, "c" * 32, {"project_id": project["id"], "temperature": 0.7})
+        store.delete_project(owner, project["id"])
+        assert store.get_conversation(owner, "c" * 32)["project_id"] is None
+        store.delete_conversation(owner, "c" * 32)  # foreign keys and search triggers still in place
+        assert store.search(owner, "zebra") == []
+    finally:
+        store.close()

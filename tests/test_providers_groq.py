@@ -15,6 +15,7 @@ from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.protocol import UPSTREAM_REJECTED, upstream_sentence
 from chatbot.providers.base import (
     Delta,
+    StreamOptions,
     UpstreamError,
     error_from_event,
     error_from_status,
@@ -104,6 +105,20 @@ def test_groq_provider_sends_options(fake_groq):
     assert with_options["temperature"] == 0.3
     assert with_options["max_completion_tokens"] == 64
     assert "temperature" not in without and "max_completion_tokens" not in without
+
+
+def test_groq_provider_takes_a_conversations_options_over_the_operators(fake_groq):
+    """Per-request options (a conversation's settings) win over the operator's; unset ones fall back to them; a
+    reasoning effort goes only to a model whose family takes it."""
+    operator = provider_for(fake_groq, temperature=0.3, max_tokens=64)
+    collect(operator.stream(MESSAGES, options=StreamOptions(temperature=1.5)))
+    collect(operator.stream(MESSAGES, options=StreamOptions(max_tokens=10, reasoning_effort="high"),
+                            model="openai/gpt-oss-20b"))
+    collect(operator.stream(MESSAGES, options=StreamOptions(reasoning_effort="high")))
+    warmer, capped, plain = fake_groq.requests
+    assert (warmer["temperature"], warmer["max_completion_tokens"]) == (1.5, 64)
+    assert (capped["temperature"], capped["max_completion_tokens"], capped["reasoning_effort"]) == (0.3, 10, "high")
+    assert "reasoning_effort" not in plain  # test-model takes none
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from chatbot.providers import UpstreamError
+from chatbot.providers import StreamOptions, UpstreamError
 from chatbot.providers.local import LocalModelUnavailable, LocalProvider, find_model, runtime_problem
 from tests.conftest import ROOT
 
@@ -43,6 +43,12 @@ def test_local_provider_streams_deltas(provider):
     assert stream.finish_reason in ("stop", "length")
     assert stream.usage["completion_tokens"] >= len(deltas)
     assert stream.usage["total_tokens"] == stream.usage["prompt_tokens"] + stream.usage["completion_tokens"]
+
+
+def test_local_provider_takes_a_conversations_reply_length_cap(provider):
+    stream = provider(max_tokens=400).stream(LONG, options=StreamOptions(max_tokens=5))
+    list(stream)
+    assert stream.finish_reason == "length" and stream.usage["completion_tokens"] <= 5
 
 
 def test_local_provider_stops_at_the_next_token(provider):

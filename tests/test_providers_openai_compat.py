@@ -14,7 +14,7 @@ import pytest
 
 from chatbot.protocol import MESSAGES as USER_MESSAGES
 from chatbot.protocol import upstream_sentence
-from chatbot.providers.base import Delta, UpstreamError
+from chatbot.providers.base import Delta, StreamOptions, UpstreamError
 from chatbot.providers.openai_compat import OpenAICompatProvider
 from fakes.groq import OPENAI_ENDPOINT, OPENAI_MODELS_ENDPOINT
 from tests.conftest import ROOT
@@ -255,3 +255,10 @@ def test_openai_provider_sends_its_body_without_the_sdk_transform(fake_groq, mon
     monkeypatch.setattr(completions, "maybe_transform", refuse)
     deltas, error = collect(provider_for(fake_groq).stream(MESSAGES))
     assert error is None and "".join(d.text for d in deltas) == fake_groq.last_text
+
+
+def test_openai_provider_takes_a_conversations_options_but_no_reasoning_effort(fake_groq):
+    options = StreamOptions(temperature=1.2, reasoning_effort="high")
+    collect(provider_for(fake_groq, temperature=0.3, max_tokens=77).stream(MESSAGES, options=options))
+    (request,) = fake_groq.requests
+    assert (request["temperature"], request["max_tokens"]) == (1.2, 77) and "reasoning_effort" not in request

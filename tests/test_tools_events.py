@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -268,3 +269,18 @@ def test_stop_while_a_step_waits_for_approval_declines_it(socket_client, receive
     assert {"tool": "cancel_order", "order_id": order} not in mcp_orders.calls() and len(fake_groq.requests) == 1
     late = tab.emit("approve_tool", {"reply_id": reply_id, "step_id": asked["step_id"], "approve": True})
     assert late["ok"] is False and late["error"]["code"] == "not_found"
+
+
+def test_a_share_link_carries_the_steps_as_escaped_text(app, socket_client, received, fake_groq):
+    tab = Tab(socket_client, received)
+    tab.enable("web_search")
+    hostile = {**SEARCH, "arguments": {"query": "<img src=x onerror=alert(1)>"},
+               "search_results": {"results": [{"title": "<b>Lyon</b>", "url": "https://w.example/lyon"},
+                                              {"title": "js", "url": "javascript:alert(2)"}]}}
+    fake_groq.script(executed_tools=[hostile], text="Sunny.")
+    tab.final(tab.ask("Weather?"))
+    ack = tab.emit("share_conversation", {"conversation_id": tab.conversation_id})
+    body = app.test_client().get(urlsplit(ack["url"]).path).get_data(as_text=True)
+    assert "Searched the web for “&lt;img src=x onerror=alert(1)&gt;” — done" in body
+    assert '<a href="https://w.example/lyon" rel="noopener noreferrer nofollow" target="_blank">&lt;b&gt;Lyon' in body
+    assert "javascript:" not in body and "<img src=x" not in body

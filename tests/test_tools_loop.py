@@ -44,9 +44,9 @@ class ScriptedModel:
         self.rounds = list(rounds)
         self.requests = []
 
-    def stream(self, messages, *, model=None, tools=None, on_retry=None, on_status=None):
+    def stream(self, messages, *, model=None, tools=None, on_retry=None, on_status=None, options=None):
         """The next round, recording the request."""
-        self.requests.append({"messages": list(messages), "tools": tools})
+        self.requests.append({"messages": list(messages), "tools": tools, "options": options})
         deltas, finish = self.rounds.pop(0) if self.rounds else ([Delta("Done.")], "stop")
         return Round(deltas, finish)
 

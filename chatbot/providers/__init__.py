@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import Delta, Provider, ReplyStream, UpstreamError
+from .base import Delta, Provider, ReplyStream, StreamOptions, UpstreamError
 from .demo import DemoProvider
 from .groq import DEFAULT_MODEL, GroqProvider
 
-__all__ = ["DEFAULT_MODEL", "Delta", "DemoProvider", "GroqProvider", "Provider", "ReplyStream", "UpstreamError",
-           "choose_provider", "make_provider"]
+__all__ = ["DEFAULT_MODEL", "Delta", "DemoProvider", "GroqProvider", "Provider", "ReplyStream", "StreamOptions",
+           "UpstreamError", "choose_provider", "make_provider"]
 
 
 def choose_provider(settings: Mapping[str, Any],

@@ -42,6 +42,25 @@ class Delta:
     executed_tools: list[dict] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """Per-request settings of one reply (its conversation's); None keeps the provider's own default."""
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    reasoning_effort: str | None = None
+
+    def over(self, temperature: float | None, max_tokens: int | None, reasoning_effort: str | None
+             ) -> StreamOptions:
+        """These options where set, the given defaults (the operator's) elsewhere."""
+        return StreamOptions(temperature if self.temperature is None else self.temperature,
+                             max_tokens if self.max_tokens is None else self.max_tokens,
+                             reasoning_effort if self.reasoning_effort is None else self.reasoning_effort)
+
+
+NO_OPTIONS = StreamOptions()
+
+
 class ReplyStream:
     """Iterable of Delta for one reply; close() aborts the upstream HTTP request at once (used by stop).
 
@@ -209,10 +228,12 @@ class Provider(Protocol):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
         tools: list[dict] | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages` (system prompt first) with `model` (None: the default), offering `tools`
-        (OpenAI-format entries; only providers that take tools are ever given any)."""
+        """Prepare one reply to `messages` (system prompt first) with `model` (None: the default) and the
+        conversation's `options` (temperature, reply length cap, reasoning effort) over the provider's own,
+        offering `tools` (OpenAI-format entries; only providers that take tools are ever given any)."""
         ...
 
     def models(self) -> list[dict]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .base import Delta, ReplyStream, RetryCallback, StatusCallback
+from .base import Delta, ReplyStream, RetryCallback, StatusCallback, StreamOptions
 
 
 class _DemoReplyStream(ReplyStream):
@@ -61,8 +61,9 @@ class DemoProvider:
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare the demo reply to the conversation's last user message."""
+        """Prepare the demo reply to the conversation's last user message (it has no settings to take)."""
         pieces = re.findall(r"\s*\S+", demo_reply(messages)) or [""]
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
         return _DemoReplyStream(pieces, self.token_delay, prompt_tokens)

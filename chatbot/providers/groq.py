@@ -12,7 +12,7 @@ from groq._response import ResponseContextManager
 from groq.types.chat import ChatCompletion, ChatCompletionChunk
 
 from ..model_families import DEFAULT_GROQ_MODEL
-from .base import GROQ_HINTS
+from .base import GROQ_HINTS, StreamOptions
 from .models import ALL_EFFORTS, ModelRegistry, effort_for
 from .openai_dialect import OpenAIDialectProvider
 
@@ -74,10 +74,10 @@ class GroqProvider(OpenAIDialectProvider):
         """Name the provider and model, never the key."""
         return f"<GroqProvider model={self.model!r}>"
 
-    def tune(self, request: dict) -> None:
+    def tune(self, request: dict, options: StreamOptions) -> None:
         """Send `reasoning_effort` with a model whose family takes it (a conversation's model of another family
         simply goes without)."""
-        effort = effort_for(request["model"], self.reasoning_effort)
+        effort = effort_for(request["model"], options.reasoning_effort or self.reasoning_effort)
         if effort is not None:
             request["reasoning_effort"] = effort
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
-from .base import Delta, ReplyStream, RetryCallback, StatusCallback, upstream_error
+from .base import NO_OPTIONS, Delta, ReplyStream, RetryCallback, StatusCallback, StreamOptions, upstream_error
 
 log = logging.getLogger(__name__)
 
@@ -361,9 +361,13 @@ class LocalProvider:
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages`; it waits for a free slot when iterated (there is only one model)."""
-        return _LocalReplyStream(self._engine, list(messages), dict(self._sampling), on_status)
+        """Prepare one reply to `messages` with the conversation's temperature and length cap over the operator's;
+        it waits for a free slot when iterated (there is only one model)."""
+        options = (options or NO_OPTIONS).over(self._sampling["temperature"], self._sampling["max_tokens"], None)
+        return _LocalReplyStream(self._engine, list(messages),
+                                 {"max_tokens": options.max_tokens, "temperature": options.temperature}, on_status)
 
     def models(self) -> list[dict]:
         """The one local model."""

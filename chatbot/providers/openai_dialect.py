@@ -12,7 +12,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .base import ReplyStream, RetryCallback, StatusCallback, UpstreamError, error_from_status, upstream_error
+from .base import (
+    NO_OPTIONS,
+    ReplyStream,
+    RetryCallback,
+    StatusCallback,
+    StreamOptions,
+    UpstreamError,
+    error_from_status,
+    upstream_error,
+)
 from .sse import ChatCompletionStream, RetryPolicy
 from .transport import sdk_client
 
@@ -63,25 +72,28 @@ class OpenAIDialectProvider(RetryPolicy):
         model: str | None = None,
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
+        options: StreamOptions | None = None,
         tools: list[dict] | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages` (system prompt included), offering `tools`; the request starts on
-        iteration."""
+        """Prepare one reply to `messages` (system prompt included) with the conversation's `options` over the
+        operator's, offering `tools`; the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True,
                          **copy.deepcopy(self.body_extras)}
-        if self.temperature is not None:
-            request["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            request[self.token_limit_field] = self.max_tokens
+        options = (options or NO_OPTIONS).over(self.temperature, self.max_tokens, None)
+        if options.temperature is not None:
+            request["temperature"] = options.temperature
+        if options.max_tokens is not None:
+            request[self.token_limit_field] = options.max_tokens
         if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
             request["tools"] = tools
-        self.tune(request)
+        self.tune(request, options)
         if self.reasoning_fields is None:
             return ChatCompletionStream(self, request, on_retry)
         return ChatCompletionStream(self, request, on_retry, reasoning_fields=self.reasoning_fields)
 
-    def tune(self, request: dict) -> None:
-        """Add the dialect's per-model fields to a request (none by default)."""
+    def tune(self, request: dict, options: StreamOptions) -> None:
+        """Add the dialect's per-model fields to a request (none by default: a reasoning effort is not sent, as
+        servers differ on it)."""
 
     def default_model(self) -> str:
         """The model a request without one uses."""

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
+from .charts import ChartQueries
 from .conversations import ConversationQueries
 from .engine import Database, alembic_config, isolated_database
+from .imports import ImportQueries
 from .messages import MessageQueries
+from .projects import ProjectQueries
 from .rows import AUTO_TITLE_MAX, DEFAULT_TITLE, NotFound
 from .schema import (
     CLIENT_ID_MAX,
@@ -22,14 +25,16 @@ from .schema import (
     users,
 )
 from .search import QUERY_MAX, SearchQueries
+from .settings import PresetNameTaken, SettingsQueries, TurnSettings
+from .shares import ShareQueries
 from .tools import ToolQueries
 from .tree import Branch, TreeQueries
 from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries, MessageQueries,
-            ConversationQueries, ToolQueries, Database):
+class Store(ChartQueries, ImportQueries, ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries,
+            TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries, ToolQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 
@@ -38,5 +43,5 @@ __all__ = [
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",
     "alembic_config", "conversations", "isolated_database", "messages", "metadata", "normalize_url", "owners",
-    "schema_version",
+    "schema_version", "PresetNameTaken", "TurnSettings",
 ]

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from .rows import (
     _CONVERSATION_COLUMNS,
     DEFAULT_TITLE,
+    NEW_CONVERSATION_SETTINGS,
     NotFound,
     _clean_title,
     _conversation,
@@ -91,14 +92,14 @@ class ConversationQueries:
         if not _valid_id(owner_id):
             raise NotFound(owner_id)
         now = _now()
-        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None,
-               "tools": None}
+        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None}
         try:
             with self._transaction() as conn:
                 conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))
         except IntegrityError as err:
             raise NotFound(owner_id) from err
-        return {**row, "created_at": _iso(now), "updated_at": _iso(now), "message_count": 0}
+        return {**row, **NEW_CONVERSATION_SETTINGS, "tools": None, "created_at": _iso(now), "updated_at": _iso(now),
+                "message_count": 0}
 
     def list_conversations(self, owner_id: str, limit: int = 200) -> list[dict]:
         """Return the owner's conversations, most recently active first."""

@@ -115,12 +115,21 @@ def _conversation(row: sa.Row) -> dict:
     return conversation
 
 
+# A new conversation's settings and project (None: the operator's defaults; in no project).
+NEW_CONVERSATION_SETTINGS = {"instructions": None, "temperature": None, "max_tokens": None,
+                             "reasoning_effort": None, "project_id": None}
+
 _CONVERSATION_COLUMNS = (
     conversations.c.id,
     conversations.c.title,
     conversations.c.created_at,
     conversations.c.updated_at,
     conversations.c.model,
+    conversations.c.instructions,
+    conversations.c.temperature,
+    conversations.c.max_tokens,
+    conversations.c.reasoning_effort,
+    conversations.c.project_id,
     sa.select(sa.func.count())
     .where(messages.c.conversation_id == conversations.c.id)
     .correlate(conversations)
@@ -146,6 +155,16 @@ def _update_statement(table: sa.Table, names: tuple[str, ...]) -> sa.Update:
     """UPDATE table SET name = :v_name, ... WHERE id = :row_id (bind names must differ from the columns')."""
     return sa.update(table).where(table.c.id == sa.bindparam("row_id")).values(
         {name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+
+
+def owned_row(conn: Connection, table: sa.Table, owner_id: str, row_id: str) -> sa.Row:
+    """The row `row_id` of an owner-scoped table (with an `owner_id` column); NotFound if it is not the owner's."""
+    if not (_valid_id(owner_id) and _valid_id(row_id)):
+        raise NotFound(row_id)
+    row = conn.execute(sa.select(table).where(table.c.id == row_id, table.c.owner_id == owner_id)).first()
+    if row is None:
+        raise NotFound(row_id)
+    return row
 
 
 def insert_row(conn: Connection, table: sa.Table, **values) -> CursorResult:

@@ -98,6 +98,7 @@ usage_hourly = sa.Table(
     sa.Column("messages", sa.Integer, nullable=False),
     sa.Column("tokens", sa.BigInteger, nullable=False),
     sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"),  # tool steps of its replies (0007)
+    sa.Index("ix_usage_hourly_hour", "hour"),  # the usage charts: every account's last 30 days
 )
 
 conversations = sa.Table(
@@ -112,8 +113,15 @@ conversations = sa.Table(
     sa.Column("tools", sa.JSON(none_as_null=True), nullable=True),  # tool ids its replies may use (None: none; 0007)
     # The newest message of the path the conversation shows and continues (no foreign key: see messages.parent_id).
     sa.Column("active_leaf_id", sa.Integer, nullable=True),
+    # The conversation's settings (None: the operator's defaults) and the project it is in, if any (team layer).
+    sa.Column("instructions", sa.Text, nullable=True),
+    sa.Column("temperature", sa.Float, nullable=True),
+    sa.Column("max_tokens", sa.Integer, nullable=True),
+    sa.Column("reasoning_effort", sa.String(16), nullable=True),
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="SET NULL"), nullable=True),
     # Serves both "this owner's conversations" and the newest-first listing.
     sa.Index("ix_conversations_owner_updated", "owner_id", "updated_at"),
+    sa.Index("ix_conversations_project_id", "project_id"),
 )
 
 messages = sa.Table(
@@ -147,10 +155,60 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # Children of a message (roots: parent NULL) of one conversation, oldest first: versions and switching.
     sa.Index("ix_messages_conversation_parent", "conversation_id", "parent_id", "id"),
+    # The usage charts: the replies of the last 30 days.
+    sa.Index("ix_messages_created_at", "created_at"),
     # NULLs are distinct in a unique constraint on both backends, so only real client ids collide.
     sa.UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
     # Ids are reply ids on the wire (resume, stop): SQLite must never hand a deleted id out again.
     sqlite_autoincrement=True,
+)
+
+PROJECT_NAME_MAX = 100
+PRESET_NAME_MAX = 100
+SHARE_ID_MAX = 64
+
+# A person's folders of conversations, with instructions every conversation in it sends (team layer).
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(PROJECT_NAME_MAX), nullable=False),
+    sa.Column("instructions", sa.Text, nullable=False),
+    sa.Column("pinned", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_projects_owner_id", "owner_id"),
+)
+
+# Read-only links to a snapshot of a conversation's active path (the id is the unguessable token in the URL).
+shares = sa.Table(
+    "shares",
+    metadata,
+    sa.Column("id", sa.String(SHARE_ID_MAX), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("conversation_id", sa.String(32), sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("title", sa.String(TITLE_MAX), nullable=False),
+    sa.Column("snapshot", sa.JSON, nullable=False),  # [{role, content, created_at, model}] as stored at share time
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_shares_owner_created", "owner_id", "created_at"),
+    sa.Index("ix_shares_conversation_id", "conversation_id"),
+)
+
+# Named conversation settings a person keeps to start chats from.
+presets = sa.Table(
+    "presets",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(PRESET_NAME_MAX), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),  # {instructions, temperature, max_tokens, reasoning_effort}
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("owner_id", "name", name="uq_presets_owner_name"),
 )
 
 # The hand-written migrations' version table: a database that has it is adopted by Alembic (store.engine).

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from .rows import (
     _MESSAGE_COLUMNS,
     DEFAULT_TITLE,
+    NEW_CONVERSATION_SETTINGS,
     STATUSES,
     NotFound,
     _check_text,
@@ -30,6 +31,7 @@ from .rows import (
     update_row,
 )
 from .schema import MESSAGE_FIELDS, conversations, messages, owners, users
+from .settings import TURN_SETTING_COLUMNS, WITH_PROJECT, setting_fields
 from .tree import active_leaf, add_versions, read_path
 
 
@@ -90,7 +92,7 @@ def _turn_conversation_query(lock: bool) -> sa.Select:
              .correlate(conversations).scalar_subquery())
     query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
                       conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id"),
-                      conversations.c.tools).where(
+                      *TURN_SETTING_COLUMNS, conversations.c.tools).select_from(WITH_PROJECT).where(
         conversations.c.id == sa.bindparam("conversation_id"), conversations.c.owner_id == sa.bindparam("owner_id"))
     return query.with_for_update(of=conversations) if lock else query
 
@@ -160,7 +162,7 @@ class TurnQueries:
             raise ValueError("owner id must be 32 lowercase hex characters")
         now = _now()
         conversation = {"id": uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now,
-                        "model": None, "tools": None}
+                        "model": None}
         try:
             with self._transaction() as conn:
                 insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
@@ -174,7 +176,8 @@ class TurnQueries:
                 active = self.create_conversation(owner_id)["id"]
                 self.set_active_conversation(owner_id, active)
             return owner_id, self.get_conversation(owner_id, active)
-        return owner_id, {**conversation, "created_at": _iso(now), "updated_at": _iso(now), "message_count": 0}
+        return owner_id, {**conversation, **NEW_CONVERSATION_SETTINGS, "tools": None, "created_at": _iso(now),
+                          "updated_at": _iso(now), "message_count": 0}
 
     def message_page(self, owner_id: str, conversation_id: str, before_id: int | None, limit: int
                      ) -> tuple[list[dict], bool]:
@@ -306,7 +309,7 @@ class TurnQueries:
         if row is None:
             raise NotFound(conversation_id)
         return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at), "model": row.model,
-                "message_count": row.message_count, "tools": row.tools}, row.leaf_id
+                "message_count": row.message_count, **setting_fields(row), "tools": row.tools}, row.leaf_id
 
     def _edited(self, conn: Connection, conversation_id: str, message_id: int) -> int | None:
         """The parent of the user message being edited (its new version goes beside it)."""

@@ -33,10 +33,11 @@ class ToolTurn(ReplyStream):
     """One reply across as many model requests as its tool calls need (see the module docstring)."""
 
     def __init__(self, provider, messages: list[dict], *, model: str | None, offer: Offer, runner: StepRunner,
-                 max_steps: int = 8, on_retry=None, on_status=None):
-        """Remember what to ask; nothing is sent until iteration."""
+                 max_steps: int = 8, on_retry=None, on_status=None, options=None):
+        """Remember what to ask (`options`: the conversation's, sent with every request); nothing is sent until
+        iteration."""
         super().__init__()
-        self._provider, self._messages, self._model = provider, list(messages), model
+        self._provider, self._messages, self._model, self._options = provider, list(messages), model, options
         self._offer, self.runner, self._max_steps = offer, runner, max_steps
         self._on_retry, self._on_status = on_retry, on_status
         self._current: ReplyStream | None = None
@@ -48,7 +49,7 @@ class ToolTurn(ReplyStream):
         while not self._closed:
             tools = self._offer.request_tools() if used < self._max_steps else None
             stream = self._provider.stream(messages, model=self._model, tools=tools, on_retry=self._on_retry,
-                                           on_status=self._on_status)
+                                           on_status=self._on_status, options=self._options)
             with self._lock:
                 if self._closed:
                     return

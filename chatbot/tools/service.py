@@ -57,16 +57,17 @@ class ToolService:
 
     def stream(self, provider, context: list[dict], *, model: str, enabled: list[str] | None, reply_id: int,
                account: str, emit: Callable[[dict], None], ask: Callable[[dict], None],
-               sleep: Callable[[float], None], on_retry=None, on_status=None):
-        """A reply's stream: the provider's own without enabled tools the model can use, else a ToolTurn."""
+               sleep: Callable[[float], None], on_retry=None, on_status=None, options=None):
+        """A reply's stream: the provider's own without enabled tools the model can use, else a ToolTurn (the
+        conversation's `options` go with every request)."""
         offer = self.registry.offer(list(enabled or ()), provider, model)
         if not offer:
-            return provider.stream(context, model=model, on_retry=on_retry, on_status=on_status)
+            return provider.stream(context, model=model, on_retry=on_retry, on_status=on_status, options=options)
         runner = StepRunner(offer, reply_id=reply_id, account=account, emit=emit, ask=ask, mcp=self.mcp,
                             approvals=self.approvals, limits=self.limits, metrics=self.metrics,
                             approval_seconds=self.approval_seconds, sleep=sleep)
         return ToolTurn(provider, context, model=model, offer=offer, runner=runner, max_steps=self.max_steps,
-                        on_retry=on_retry, on_status=on_status)
+                        on_retry=on_retry, on_status=on_status, options=options)
 
     def answer(self, reply_id: int, step_id: str, approve: bool) -> bool:
         """A tab's answer to a waiting step: True if it was the first; `not_found` if nothing waits there."""

@@ -24,14 +24,18 @@ class ConversationService:
         """The session's conversations, newest first."""
         return {"ok": True, **self._conversation_list(self.turns.state(sid).owner_id)}
 
-    def new(self, sid: str) -> dict:
-        """Create a conversation and show it in this socket."""
+    def new(self, sid: str, preset_id: str | None = None) -> dict:
+        """Create a conversation (with a preset's settings, when given) and show it in this socket."""
         state = self.turns.state(sid)
         self.limiter.action(state.owner_id)
+        preset = None if preset_id is None else self.store.get_preset(state.owner_id, preset_id)
         conversation = self.store.create_conversation(state.owner_id)
+        if preset is not None:
+            conversation = self.store.update_conversation_settings(state.owner_id, conversation["id"],
+                                                                   preset["settings"])
         self.turns.switch(sid, state, conversation["id"])
         self.turns.send_view(sid)
-        self._changed(state.owner_id)
+        self.changed(state.owner_id)
         return {"ok": True, "conversation": conversation}
 
     def open(self, sid: str, conversation_id: str) -> dict:
@@ -68,7 +72,7 @@ class ConversationService:
             if other.owner_id == state.owner_id and other.conversation_id == conversation_id:
                 self.turns.switch(other_sid, other, fallback)
                 self.turns.send_view(other_sid)
-        self._changed(state.owner_id)
+        self.changed(state.owner_id)
         return {"ok": True}
 
     def export(self, owner_id: str, conversation_id: str, whole_tree: bool) -> tuple[dict, list[dict]]:
@@ -136,7 +140,7 @@ class ConversationService:
                 log.exception("cleanup failed")
             self.turns.socketio.sleep(self.settings["CLEANUP_INTERVAL"])
 
-    def _changed(self, owner_id: str) -> None:
+    def changed(self, owner_id: str) -> None:
         """Tell every socket of the session that its conversation list changed (a conversation came or went)."""
         self.turns.socketio.emit("conversations", self._conversation_list(owner_id), to=owner_room(owner_id))
 

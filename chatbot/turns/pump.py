@@ -15,7 +15,7 @@ from typing import Any
 import chatbot.protocol as protocol
 
 from ..protocol import ChatError
-from ..providers import UpstreamError
+from ..providers import StreamOptions, UpstreamError
 from ..providers.base import output_tokens_per_second
 from ..store.usage import reply_tokens
 from .checkpoints import Checkpointer, LiveReply
@@ -49,7 +49,7 @@ class StreamPump:
         return len(self._streams)
 
     def start(self, owner_id: str, reply: dict, conversation: dict, context: list[dict], model: str, *,
-              user_id: str | None = None) -> None:
+              user_id: str | None = None, options: StreamOptions | None = None) -> None:
         """Announce the reply (`bot_start`) and stream it with `model` in a background task (an account's usage
         is counted at its final write)."""
         self.replies.begin(reply["id"], reply["conversation_id"], owner_id)
@@ -58,7 +58,7 @@ class StreamPump:
         self.counters["replies_started"] += 1
         live = LiveReply(reply["id"], reply["conversation_id"], owner_id, user_id=user_id)
         self.socketio.start_background_task(self._run, live, {**reply, "model": model}, conversation, context,
-                                            time.monotonic())
+                                            time.monotonic(), options)
 
     def stop(self, reply_id: int) -> None:
         """Stop a reply wherever it streams: the flag for other processes, and at once if it streams here."""
@@ -77,7 +77,8 @@ class StreamPump:
 
         return ReplyOutbox(reply_id, send, self.settings["STREAM_WINDOW_MS"] / 1000)
 
-    def _run(self, live: LiveReply, reply: dict, conversation: dict, context: list[dict], started: float) -> None:
+    def _run(self, live: LiveReply, reply: dict, conversation: dict, context: list[dict], started: float,
+             options: StreamOptions | None = None) -> None:
         """Relay one reply: coalesced reasoning and answer deltas to the room, then its final state."""
         reply_id, room = live.reply_id, conversation_room(live.conversation_id)
         status, finish, error, stream, first = "complete", None, None, None, None
@@ -99,9 +100,10 @@ class StreamPump:
                 stream = self.tools.stream(self.provider, context, model=reply["model"], enabled=conversation["tools"],
                                            reply_id=reply_id, account=live.user_id or live.owner_id,
                                            emit=steps.emit, ask=steps.ask, sleep=self.socketio.sleep,
-                                           on_retry=on_retry, on_status=on_status)
+                                           on_retry=on_retry, on_status=on_status, options=options)
             else:
-                stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status)
+                stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status,
+                                              options=options)
             self._streams[reply_id] = stream
             self.pacer.watch(box, stream, reasoning)
             self.checkpoints.track(live)

@@ -29,6 +29,7 @@ from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room, owner_room
 from .starter import WELCOME, TurnStarter, quota_error
+from .team import TeamService
 from .tooling import ToolActions
 
 __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
@@ -58,6 +59,7 @@ class ChatService:
         self.show_reasoning = self.turns.show_reasoning
         self.conversations = ConversationService(self.turns, STALE_REPLY_SECONDS)
         self.branches = BranchService(self.turns)
+        self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
         self.tools = ToolActions(tools, store=store, provider=provider, replies=replies, socketio=socketio,
                                  state=self.turns.state) if tools is not None else None

@@ -13,9 +13,10 @@ from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import Store
+from ..store.settings import turn_settings
 from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
-from .context import CONTEXT_MESSAGES, build_context
+from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room
@@ -139,9 +140,12 @@ class TurnStarter:
     def start_reply(self, state: SocketState, turn: TurnStart) -> None:
         """Hand a begun turn to the pump with its context and the conversation's model (or the default); an
         account's usage is counted at the reply's final write."""
-        context = build_context(self.settings["SYSTEM_PROMPT"], turn.history, self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, turn.conversation, context,
-                        turn.conversation.get("model") or self.provider.model, user_id=state.user_id)
+        conversation, settings = turn_settings(turn.conversation)  # read in the turn's one transaction
+        context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
+                                self.settings["HISTORY_CHAR_BUDGET"])
+        self.pump.start(state.owner_id, turn.reply, conversation, context,
+                        conversation.get("model") or self.provider.model, user_id=state.user_id,
+                        options=stream_options(settings))
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

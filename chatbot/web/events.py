@@ -23,6 +23,7 @@ from ..store.search import MAX_RESULTS, QUERY_MAX
 from .access import client_ip, socket_login
 from .services import chat, metrics, provider, tokens, tools
 from .sessions import COOKIE_NAME
+from .team_events import TeamEvents
 
 log = logging.getLogger("chatbot.events")
 
@@ -68,7 +69,7 @@ def answer_errors(handler: Callable[..., dict], *args) -> dict:
     return {"ok": False, "error": error.payload()}
 
 
-class ChatNamespace(Namespace):
+class ChatNamespace(TeamEvents, Namespace):
     """The chat protocol's events on the default namespace; each handler is thin and answers with its ack."""
 
     def trigger_event(self, event: str, sid: str, *args):
@@ -227,9 +228,9 @@ class ChatNamespace(Namespace):
         return chat().conversations.list(request.sid)
 
     def on_new_conversation(self, payload=None):
-        """Sent by the New chat button: create a conversation and show it."""
-        protocol.payload_dict(payload)
-        return chat().conversations.new(request.sid)
+        """Sent by the New chat button: create a conversation (with a preset's settings, when named) and show it."""
+        data = protocol.payload_dict(payload)
+        return chat().conversations.new(request.sid, protocol.optional_id(data, "preset_id"))
 
     def on_open_conversation(self, payload=None):
         """Sent when the user picks a conversation in the sidebar: show its history."""

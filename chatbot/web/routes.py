@@ -1,4 +1,4 @@
-"""HTTP: the chat page, health and readiness probes, metrics, and conversation export."""
+"""HTTP: the chat page, health and readiness probes, metrics, and conversation export and import."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from ..protocol import ChatError
 from ..store import NotFound
 from ..tools.summary import markdown_steps
+from ..turns.imports import IMPORT_MAX_BYTES
 from .access import auth_mode, bearer_token, current_login, current_user, login_required
 from .auth import set_login_cookie
 from .services import chat, provider, tokens
@@ -54,7 +56,8 @@ def index():
     user = current_user() if auth_mode() != "open" else None
     page_config = {"demo": llm.demo, "model": llm.model, "provider": llm.name, "notice": llm.notice,
                    "max_message_chars": current_app.config["MAX_MESSAGE_CHARS"],
-                   "version": current_app.config["VERSION"], "auth": auth_mode()}
+                   "version": current_app.config["VERSION"], "auth": auth_mode(),
+                   "share_links": current_app.config["SHARE_LINKS"]}
     response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
     # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
     if auth_mode() == "open":
@@ -123,6 +126,22 @@ def export(conversation_id: str, fmt: str):
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/conversations/import")
+@login_required
+def import_conversations():
+    """Import a ChatGPT export (conversations.json) or a ChatbotWS JSON export sent as the request body (the page
+    sends it with its CSRF token): every conversation, or on any error none."""
+    owner_id = _request_owner()
+    if owner_id is None:
+        return jsonify(error={"code": "session_not_found", "message": "No valid session."}), 401
+    if (request.content_length or 0) > IMPORT_MAX_BYTES:
+        return jsonify(error={"code": "message_too_long", "message": "That file is too large to import."}), 413
+    try:
+        return jsonify(chat().team.import_file(owner_id, request.get_data(cache=False)))
+    except ChatError as exc:
+        return jsonify(ok=False, error=exc.payload()), 429 if exc.code == "rate_limited" else 400
 
 
 def to_markdown(conversation: dict, messages: list[dict]) -> str:

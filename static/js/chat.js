@@ -13,8 +13,12 @@ import {
 import { setupHighlighting } from "./markdown.js";
 import { ModelPicker } from "./models.js";
 import { createMessage, getText, setLabel, setNote, setTime, summary, wireCodeCopy } from "./messages.js";
+import { Importer } from "./imports.js";
 import { Navigation } from "./navigation.js";
+import { Projects } from "./projects.js";
 import { Search } from "./search.js";
+import { SettingsPanel } from "./settings.js";
+import { ShareDialog } from "./sharing.js";
 import { Sidebar, titleOf } from "./sidebar.js";
 import { setDisconnected, setStatus, statusHooks } from "./status.js";
 import { showError } from "./toasts.js";
@@ -40,6 +44,7 @@ function readConfig() {
     maxMessageChars: Number(config.max_message_chars) > 0 ? Number(config.max_message_chars) : 4000,
     version: String(config.version || ""),
     auth: String(config.auth || "open"),
+    shareLinks: String(config.share_links || "off"),
   };
 }
 
@@ -57,7 +62,11 @@ const state = {
   sentClientIds: new Set(), // client_ids this tab sent, so their echoes are ignored
   unconfirmed: new Map(), // client_id -> {clientId, el, text, conversationId}: the ack was lost to a disconnect
   signedOut: false, // the server said this login has ended (signed out everywhere, disabled, password changed)
+  switching: null, // a request that changes the conversation shown is on its way (its history comes first)
 };
+
+// Requests whose answer shows another conversation: text sent meanwhile waits for it (issue 8).
+const SWITCHES = new Set(["new_conversation", "open_conversation", "switch_branch"]);
 
 /** Leave for the sign-in page (in accounts and proxy mode, when the login is missing or has ended). */
 function goSignIn() {
@@ -91,7 +100,28 @@ const sidebar = new Sidebar({
   create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
   rename: (id, title) => request("rename_conversation", { conversation_id: id, title }),
   remove: (id) => request("delete_conversation", { conversation_id: id }),
+  rendered: (conversations, activeId) => projects.setConversations(conversations, activeId),
 });
+
+const projects = new Projects({ request, open: (id) => {
+  sidebar.closeDrawer();
+  request("open_conversation", { conversation_id: id });
+} });
+
+const settings = new SettingsPanel({
+  request,
+  current: () => sidebar.find(view.activeId) || (view.activeId ? { id: view.activeId } : null),
+  projects: () => projects.projects,
+  onStarted: () => composer.focus(),
+});
+
+const importer = new Importer({
+  done: (ack) => announce(`Imported ${ack.imported} chat${ack.imported === 1 ? "" : "s"}.`),
+  failed: (error) => showError(error),
+});
+
+const sharing = new ShareDialog({ request, currentId: () => view.activeId, titleOf: (id) => titleOf(sidebar.find(id)) });
+document.getElementById("share-open").hidden = config.shareLinks === "off";
 
 const navigation = new Navigation({ request, fetchOlder });
 
@@ -127,9 +157,10 @@ statusHooks.changed = (connected) => {
   composer.set({ connected });
 };
 
-/** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null. */
-function request(event, payload) {
-  return new Promise((resolve) => {
+/** Emit an event with an ack; resolve to the ack on success, or show the error and resolve to null (`quiet`:
+ * resolve to the refusal itself, shown by the caller). */
+function request(event, payload, { quiet = false } = {}) {
+  const answer = new Promise((resolve) => {
     if (!state.socket || !state.connected) {
       showError({ code: "offline" });
       resolve(null);
@@ -140,6 +171,10 @@ function request(event, payload) {
         showError(state.socket.connected ? { code: "timeout" } : { code: "offline" });
         resolve(null);
       } else if (!resp || !resp.ok) {
+        if (quiet) {
+          resolve(resp || null);
+          return;
+        }
         showError(resp && resp.error);
         resolve(null);
       } else {
@@ -147,12 +182,26 @@ function request(event, payload) {
       }
     });
   });
+  if (SWITCHES.has(event)) {
+    // The server sends the new conversation's history before this ack, so once it settles the view is current.
+    const settled = answer.then(() => {
+      if (state.switching === settled) state.switching = null;
+    });
+    state.switching = settled;
+  }
+  return answer;
 }
 
 // ---- user actions ---------------------------------------------------------------------------------------------
 
 /** Send the composer's text: optimistic bubble now, marked failed (text back in the composer) on error. */
 function sendMessage(text) {
+  if (state.switching) {
+    // Another conversation is about to be shown: the text belongs to it, not to the one still on screen.
+    composer.setText("");
+    state.switching.then(() => sendMessage(text));
+    return;
+  }
   const clientId = randomId();
   state.sentClientIds.add(clientId);
   const el = createMessage({ role: "user", content: text });
@@ -324,6 +373,7 @@ function connect() {
     // A connect sends only what the tab shows; the sidebar asks for the list itself.
     request("list_conversations", {}).then((resp) => resp && renderConversations(resp));
     request("list_models", {}).then((resp) => resp && picker.setModels(resp));
+    request("list_projects", {}).then((resp) => resp && projects.setProjects(resp.projects));
     for (const pending of state.unconfirmed.values()) emitUserMessage(pending);
   });
   socket.on("disconnect", (reason) => {
@@ -366,6 +416,7 @@ function connect() {
     for (const reply of inFlight) resumeReply(reply);
   });
   socket.on("conversations", renderConversations);
+  socket.on("projects", (data) => projects.setProjects(data && data.projects));
   socket.on("conversation_updated", (data) => {
     if (!data || !data.conversation) return;
     sidebar.upsert(data.conversation);
@@ -462,5 +513,5 @@ start();
 // The browser tests' handle on the page (it holds no secrets), installed only when a test asks for it with
 // `?test-hook` in the page's address.
 if (new URLSearchParams(window.location.search).has("test-hook")) {
-  window.chatbotws = { state, view, getText, search };
+  window.chatbotws = { state, view, getText, search, settings, sharing, importer };
 }

@@ -49,7 +49,9 @@ export class Sidebar {
     const template = document.getElementById("tpl-conversation");
     const fragment = document.createDocumentFragment();
     for (const conversation of conversations) {
+      if (conversation.project_id) continue; // shown under its project
       const item = template.content.firstElementChild.cloneNode(true);
+      item.draggable = true; // onto a project (see projects.js)
       const title = titleOf(conversation);
       const id = String(conversation.id);
       item.dataset.conversationId = id;
@@ -80,6 +82,7 @@ export class Sidebar {
     this.list.replaceChildren(fragment);
     this.empty.hidden = conversations.length > 0;
     if (focusKey) this.restoreFocus(...focusKey);
+    this.actions.rendered?.(conversations, this.activeId);
   }
 
   /** Put one changed conversation (a reply finished, a rename) in its place, newest activity first. */
@@ -111,6 +114,7 @@ export class Sidebar {
   /** Mark a conversation as the active one without waiting for the next list. */
   setActive(id) {
     this.activeId = id;
+    this.actions.rendered?.(this.conversations, id);
     for (const item of this.list.children) {
       const active = item.dataset.conversationId === String(id);
       item.classList.toggle("is-active", active);

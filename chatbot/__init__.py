@@ -27,7 +27,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .providers import make_provider
     from .providers.local import LocalModelUnavailable, runtime_problem
     from .ratelimit import RateLimiter
-    from .store import Store
+    from .store import Store, UnsupportedDatabase
     from .turns.accounts import AccountService
     from .turns.registry import make_replies
     from .turns.service import STALE_REPLY_SECONDS, ChatService
@@ -51,7 +51,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"])
 
     store = Store(settings["DATABASE_URL"])
-    store.migrate()
+    try:
+        store.migrate()
+    except UnsupportedDatabase as exc:
+        store.close()
+        raise ConfigError(f"DATABASE_URL: {exc}") from None
     replies = make_replies(settings["REDIS_URL"], settings["REDIS_PREFIX"])
     # One process owns every reply, so whatever was streaming when it last stopped is over; with Redis other
     # processes may be streaming right now, so only replies with no checkpoint for a while count as dead.

@@ -232,7 +232,7 @@ SETTINGS: dict[str, Setting] = {
     "HOST": Setting(_text, "127.0.0.1"),
     "PORT": Setting(_number(int, 1, 65535), 5000),
     "ALLOWED_ORIGINS": Setting(_origins, ()),
-    "ASYNC_MODE": Setting(_choice("eventlet", "gevent", "threading"), "eventlet"),
+    "ASYNC_MODE": Setting(_choice("gevent", "eventlet", "threading"), "gevent"),
     "MAX_CONNECTIONS": Setting(_number(int, 1, 100000), 1000),
     "MAX_MESSAGE_CHARS": Setting(_number(int, 1, 100000), 4000),
     "MAX_FRAME_BYTES": Setting(_number(int, 1024, 1000000), 65536),
@@ -248,6 +248,7 @@ SETTINGS: dict[str, Setting] = {
     "CLEANUP_INTERVAL": Setting(_number(float, 1, 86400), 3600.0),
     "STREAM_WINDOW_MS": Setting(_number(int, 0, 1000), 30),
     "CHECKPOINT_SECONDS": Setting(_number(float, 0.05, 60), 1.0),
+    "SHUTDOWN_SECONDS": Setting(_number(float, 0, 300), 3.0),
     "MCP_SERVERS": Setting(_mcp_servers, (), secret=True),  # headers may carry credentials
     "TOOLS_MAX_STEPS": Setting(_number(int, 1, 50), 8),
     "TOOL_TIMEOUT": Setting(_number(float, 0.1, 600), 30.0),

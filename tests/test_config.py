@@ -10,7 +10,7 @@ from chatbot.config import ConfigError, load_settings
 def test_config_defaults(tmp_path):
     settings = load_settings(tmp_path, environ={})
     assert settings["PORT"] == 5000 and settings["HOST"] == "127.0.0.1"
-    assert settings["ASYNC_MODE"] == "eventlet"
+    assert settings["ASYNC_MODE"] == "gevent" and settings["SHUTDOWN_SECONDS"] == 3.0
     assert settings["GROQ_MODEL"] == "openai/gpt-oss-120b"
     assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'chatbot.db'}"
     assert settings["GROQ_API_KEY"] is None
@@ -37,7 +37,7 @@ def test_config_test_mapping_overrides_environment(tmp_path):
         ("GROQ_MODELS_TTL", "soon"), ("GROQ_REASONING_EFFORT", "max"), ("SHOW_REASONING", "sometimes"),
         ("AUTH_MODE", "everyone"), ("SIGNUP", "maybe"), ("AUTH_PROXY_HEADER", "X User"),
         ("AUTH_PROXY_TRUSTED", "proxy.local"), ("OIDC_ISSUER", "accounts.example.org"), ("USER_DAILY_TOKENS", "-5"),
-        ("RATE_LIMIT_SIGNIN", "often"), ("ARGON2_MEMORY_KIB", "1"),
+        ("RATE_LIMIT_SIGNIN", "often"), ("ARGON2_MEMORY_KIB", "1"), ("SHUTDOWN_SECONDS", "-1"),
     ],
 )
 def test_config_invalid_value_names_the_variable(tmp_path, name, value):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chatbot.store import Store, conversations, messages, owners
+from chatbot.store import Store, UnsupportedDatabase, conversations, messages, owners
 from tests.storekit import messages_of
 
 DATA = Path(__file__).parent / "data"
@@ -130,5 +130,15 @@ def test_team_revision_keeps_conversations_their_messages_and_search(database_ur
         assert store.get_conversation(owner, "c" * 32)["project_id"] is None
         store.delete_conversation(owner, "c" * 32)  # foreign keys and search triggers still in place
         assert store.search(owner, "zebra") == []
+    finally:
+        store.close()
+
+
+def test_migrate_refuses_a_postgres_database_that_is_not_utf8_and_creates_nothing(sql_ascii_database_url):
+    store = Store(sql_ascii_database_url)
+    try:
+        with pytest.raises(UnsupportedDatabase, match="SQL_ASCII encoding; ChatbotWS needs UTF8"):
+            store.migrate()
+        assert sa.inspect(store.engine).get_table_names() == []
     finally:
         store.close()

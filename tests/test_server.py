@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from chatbot.store import Store
-from tests.conftest import ROOT, SECRET, LiveServer, free_port
+from tests.conftest import ROOT, SECRET, LiveServer, free_port, wait_until
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -99,6 +100,17 @@ def test_server_refuses_invalid_configuration_with_one_line(tmp_path, name, valu
     assert len(lines) == 1 and fragment in lines[0], result.stderr
 
 
+def test_server_refuses_a_sql_ascii_postgres_database_with_one_line(tmp_path, sql_ascii_database_url):
+    """A database made under the C locale (SQL_ASCII) used to crash start-up with a TypeError from the driver."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DATABASE_URL": sql_ascii_database_url,
+           "LLM_PROVIDER": "demo"}
+    result = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "configuration error: DATABASE_URL:" in lines[0] and "SQL_ASCII encoding; ChatbotWS needs UTF8" in lines[0]
+
+
 def test_server_production_requires_secret_key(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CHATBOT_ENV": "production",
            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "ASYNC_MODE": "threading"}
@@ -174,3 +186,59 @@ def test_server_holds_connections_made_while_it_starts(tmp_path, async_mode):
     finally:
         lock.close()
         server.stop()
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_sigterm_mid_reply_stores_its_text_so_far_and_exits_0(live_server, fake_groq, async_mode):
+    """`docker stop`: a reply still streaming when the grace period ends is stored as interrupted with its text so
+    far, every tab is told, and the process exits with 0."""
+    server = live_server(async_mode, SHUTDOWN_SECONDS="0.2")
+    client = LiveClient(server.url)
+    store = Store(server.env["DATABASE_URL"])
+    try:
+        session = client.wait("session_id")
+        fake_groq.script(tokens=200, hold_after=5)
+        ack = client.call("user_message", {"message": "stream until I stop"})
+        fake_groq.wait_streamed(5)
+        expected = "".join(f"tok{i} " for i in range(5))
+        client.wait("bot_delta", lambda d: client.text_of(ack["reply_id"]) == expected)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(30) == 0, server.log()
+        final = client.final(ack["reply_id"])
+        assert final["finish_reason"] == "interrupted" and final["message"] == expected
+        stored = store.get_message(session["session_id"], ack["reply_id"])
+        assert (stored["status"], stored["content"]) == ("interrupted", expected)
+        assert "Traceback" not in server.log()
+    finally:
+        fake_groq.release()
+        client.close()
+        store.close()
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_sigterm_lets_a_reply_finish_and_refuses_new_work(live_server, fake_groq, async_mode):
+    """Within SHUTDOWN_SECONDS a streaming reply finishes whole; meanwhile no new connection or turn is taken."""
+    server = live_server(async_mode, SHUTDOWN_SECONDS="60")
+    client = LiveClient(server.url)
+    store = Store(server.env["DATABASE_URL"])
+    try:
+        session = client.wait("session_id")
+        fake_groq.script(tokens=20, hold_after=5)
+        ack = client.call("user_message", {"message": "finish me"})
+        fake_groq.wait_streamed(5)
+        server.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "SIGTERM: shutting down" in server.log(), what="the shutdown to begin")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.url + "/healthz", timeout=10)
+        refused = client.call("user_message", {"message": "one more", "conversation_id": ack["conversation_id"]})
+        assert refused["ok"] is False and refused["error"]["code"] in ("busy", "rate_limited")
+        fake_groq.release()
+        final = client.final(ack["reply_id"])
+        assert server.process.wait(30) == 0, server.log()
+        assert final["finish_reason"] == "stop" and final["message"] == fake_groq.last_text
+        stored = store.get_message(session["session_id"], ack["reply_id"])
+        assert (stored["status"], stored["content"]) == ("complete", fake_groq.last_text)
+    finally:
+        fake_groq.release()
+        client.close()
+        store.close()

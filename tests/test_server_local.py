@@ -8,9 +8,12 @@ is still generating until the test stops it; a reply that ended on its own fails
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import requests
 
+from chatbot.store import Store
 from tests.live_client import LiveClient
 
 pytestmark = pytest.mark.server
@@ -104,3 +107,25 @@ def test_server_auto_without_a_usable_local_model_starts_on_the_demo_and_says_wh
     assert said == [f"chatbotws: the offline demo answers because LOCAL_MODEL_PATH={missing} is not a file "
                     "(expected a .gguf model)"]
     assert requests.get(server.url + "/readyz", timeout=5).json()["provider"] == "demo"
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_server_local_sigterm_while_generating_stores_the_reply_and_exits_0(live_server, local_model, async_mode):
+    """SIGTERM may reach llama.cpp's or the offload pool's thread rather than the main one: it is still handled (as
+    PID 1 in a container an unhandled SIGTERM does nothing at all; here it would kill the process)."""
+    server = live_server(async_mode, SHUTDOWN_SECONDS="0", **LOCAL)
+    client = LiveClient(server.url)
+    store = Store(server.env["DATABASE_URL"])
+    try:
+        session = client.wait("session_id")
+        ack = client.call("user_message", {"message": LONG_PROMPT})
+        client.wait("bot_delta", lambda d: d["reply_id"] == ack["reply_id"] and d["seq"] >= 1, WAIT)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(WAIT) == 0, server.log()
+        final = client.final(ack["reply_id"], WAIT)
+        assert final["finish_reason"] == "interrupted", "the reply ended before SIGTERM: nothing was proven"
+        stored = store.get_message(session["session_id"], ack["reply_id"])
+        assert (stored["status"], stored["content"]) == ("interrupted", final["message"]) and final["message"]
+    finally:
+        client.close()
+        store.close()

@@ -305,7 +305,8 @@ class _LocalReplyStream(ReplyStream):
                                              **{**self._sampling, "max_tokens": room})
             try:
                 for chunk in chunks:
-                    self._decoded += 1
+                    if not chunk["choices"][0].get("finish_reason"):  # the last chunk only says why it ended
+                        self._decoded += 1
                     self._chunks.append(chunk)
                     self._bell.ring()
                     if self._closed or self._cancelled:  # stop: the token just decoded is the last one

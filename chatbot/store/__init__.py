@@ -6,7 +6,7 @@ from __future__ import annotations
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .charts import ChartQueries
 from .conversations import ConversationQueries
-from .engine import Database, alembic_config, isolated_database
+from .engine import Database, UnsupportedDatabase, alembic_config, isolated_database
 from .imports import ImportQueries
 from .messages import MessageQueries
 from .projects import ProjectQueries
@@ -43,5 +43,5 @@ __all__ = [
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",
     "alembic_config", "conversations", "isolated_database", "messages", "metadata", "normalize_url", "owners",
-    "schema_version", "PresetNameTaken", "TurnSettings",
+    "schema_version", "PresetNameTaken", "TurnSettings", "UnsupportedDatabase",
 ]

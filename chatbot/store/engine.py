@@ -44,6 +44,21 @@ def _adopt_legacy(conn: Connection, context: MigrationContext, script: ScriptDir
     schema_version.drop(conn)
 
 
+class UnsupportedDatabase(Exception):
+    """The database cannot hold the app's data as it is (e.g. a Postgres database that is not UTF-8)."""
+
+
+def _check_encoding(conn: Connection) -> None:
+    """Refuse a Postgres database whose encoding is not UTF-8 (e.g. SQL_ASCII, what `initdb` makes under the C
+    locale): it would neither check nor convert the text it stores, nor compare non-ASCII text as text."""
+    encoding = conn.scalar(sa.text("SHOW server_encoding"))
+    if encoding != "UTF8":
+        name = conn.scalar(sa.text("SELECT current_database()"))
+        raise UnsupportedDatabase(
+            f"the Postgres database {name!r} uses the {encoding} encoding; ChatbotWS needs UTF8: create it with "
+            f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0")
+
+
 def _now() -> datetime:
     """Return the current time in UTC."""
     return datetime.now(UTC)
@@ -67,7 +82,10 @@ class Database:
             sa.event.listen(self.engine, "connect", _sqlite_on_connect)
             sa.event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
-            self.engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True)
+            # The client side in UTF-8 whatever the database's encoding, so that a database this code refuses (see
+            # _check_encoding) is refused in words rather than by a driver handing SQLAlchemy bytes for text.
+            self.engine = sa.create_engine(parsed, echo=echo, pool_pre_ping=True,
+                                           connect_args={"client_encoding": "utf8"})
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
@@ -85,6 +103,7 @@ class Database:
         script = ScriptDirectory.from_config(config)
         with self._transaction() as conn:
             if self.dialect == "postgresql":
+                _check_encoding(conn)
                 # Two processes starting at once: the second waits here, then finds nothing left to do.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             context = MigrationContext.configure(conn)

@@ -2,7 +2,8 @@
 coalesced, gap-free `bot_delta`s, leaves checkpoints to the batched checkpointer, and writes the final state once.
 
 Stop has two routes: a stream running in this process is closed at once; one running elsewhere is flagged in the
-registry and closed by that process's pacer.
+registry and closed by that process's pacer. At shutdown (`drain`) the replies still streaming after a grace period
+end as `interrupted`, with their text so far stored and sent.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class StreamPump:
         self.checkpoints = Checkpointer(store, replies, socketio.start_background_task, socketio.sleep,
                                         settings["CHECKPOINT_SECONDS"])
         self.counters = {"replies_started": 0, "replies_finished": 0, "replies_failed": 0, "deltas_sent": 0}
+        self.closing = False  # shutting down: no new replies
+        self._interrupting = False  # the grace period is over: every stream here ends as interrupted
 
     def in_flight(self) -> int:
         """How many replies this process is streaming now."""
@@ -66,6 +69,26 @@ class StreamPump:
         stream = self._streams.get(reply_id)
         if stream is not None:
             stream.close()
+
+    def unfinished(self) -> int:
+        """How many replies this process has started and not yet finished (stored and sent)."""
+        return self.counters["replies_started"] - self.counters["replies_finished"]
+
+    def drain(self, seconds: float, interrupt_wait: float = 5.0) -> int:
+        """Shutting down: let the replies streaming here finish for up to `seconds`, then close the rest, which end
+        as `interrupted` with their text so far (`interrupt_wait` bounds their final writes); return how many."""
+        self.closing = True
+        deadline = time.monotonic() + seconds
+        while self.unfinished() > 0 and time.monotonic() < deadline:
+            self.socketio.sleep(0.05)
+        left = self.unfinished()
+        self._interrupting = True
+        for stream in list(self._streams.values()):
+            stream.close()
+        deadline = time.monotonic() + interrupt_wait
+        while self.unfinished() > 0 and time.monotonic() < deadline:
+            self.socketio.sleep(0.02)
+        return left
 
     def _outbox(self, reply_id: int, room: str, event: str, kind: str) -> ReplyOutbox:
         """A coalescing outbox whose deltas are logged for resume and emitted to the room as `event`."""
@@ -105,6 +128,8 @@ class StreamPump:
                 stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status,
                                               options=options)
             self._streams[reply_id] = stream
+            if self._interrupting:
+                stream.close()  # started as the shutdown's grace period ended
             self.pacer.watch(box, stream, reasoning)
             self.checkpoints.track(live)
             deltas = iter(stream)
@@ -130,6 +155,8 @@ class StreamPump:
                     self.socketio.sleep(box.window)
             if self.replies.stop_requested(reply_id):
                 status, finish = "stopped", "stopped"
+            elif self._interrupting and stream.closed:
+                status, finish = "interrupted", "interrupted"
             else:
                 finish = stream.finish_reason or "stop"
         except UpstreamError as exc:

@@ -75,6 +75,11 @@ class ChatService:
         """How many replies this process is streaming now."""
         return self.pump.in_flight()
 
+    def drain(self, seconds: float) -> int:
+        """Shutting down: refuse new turns, give the replies streaming here up to `seconds` to finish, then end the
+        rest as interrupted (their text so far stored and sent); return how many were interrupted."""
+        return self.pump.drain(seconds)
+
     def probes(self) -> dict[str, Callable[[], object]]:
         """What readiness checks: the database, and Redis when the reply registry lives there."""
         probes: dict[str, Callable[[], object]] = {"database": self.store.ping}

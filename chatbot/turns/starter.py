@@ -128,6 +128,9 @@ class TurnStarter:
 
     def reserve(self, state: SocketState, conversation_id: str) -> None:
         """Claim the conversation for one reply, or refuse with busy / rate_limited."""
+        if self.pump.closing:
+            raise ChatError("rate_limited", "The server is restarting. Send your message again in a moment.",
+                            retry_after=2.0, kind="restarting")
         refused = self.replies.reserve(conversation_id, state.owner_id, self.settings["MAX_CONCURRENT_REPLIES"])
         if refused == "busy":
             # Only the owner may learn that a conversation is busy; anyone else gets not_found, as for any id.

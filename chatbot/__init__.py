@@ -22,6 +22,7 @@ _socket_log = logging.getLogger("chatbot.socketio")
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: settings, store (migrated), LLM provider, reply registry, Socket.IO and routes."""
     from .config import ConfigError, load_settings
+    from .files.service import FileService
     from .metrics import Metrics
     from .passwords import Passwords
     from .providers import make_provider
@@ -38,6 +39,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         events,  # noqa: F401  (registers the Socket.IO handlers)
         oidc,
         share,
+        uploads,
     )
     from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
@@ -74,7 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                           messages_per_ip=settings["RATE_LIMIT_MESSAGES_PER_IP"],
                           connections=settings["RATE_LIMIT_CONNECTIONS"], actions=settings["RATE_LIMIT_ACTIONS"],
                           searches=settings["RATE_LIMIT_SEARCH"], signin=settings["RATE_LIMIT_SIGNIN"],
-                          signin_per_ip=settings["RATE_LIMIT_SIGNIN_PER_IP"])
+                          signin_per_ip=settings["RATE_LIMIT_SIGNIN_PER_IP"], uploads=settings["RATE_LIMIT_UPLOADS"])
 
     socketio.init_app(app, async_mode=settings["ASYNC_MODE"], message_queue=settings["REDIS_URL"],
                       channel=f"{settings['REDIS_PREFIX']}-socketio",
@@ -101,8 +103,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         tokens=LoginTokens(settings["SECRET_KEY"], settings["SESSION_TTL_DAYS"] * 86400),
         passwords=Passwords(time_cost=settings["ARGON2_TIME_COST"], memory_kib=settings["ARGON2_MEMORY_KIB"],
                             parallelism=settings["ARGON2_PARALLELISM"]),
-        store=store, provider=provider, replies=replies, limiter=limiter))
+        store=store, provider=provider, replies=replies, limiter=limiter,
+        files=FileService(store=store, settings=settings, limiter=limiter, spawn=socketio.start_background_task)))
     auth.init_auth(app)
+    uploads.init_uploads(app)
     oidc.init_oidc(app)
     for blueprint in (bp, auth.bp, oidc.bp, admin.bp, share.bp, charts.bp):
         app.register_blueprint(blueprint)

@@ -22,6 +22,11 @@ MESSAGES = {
                         "offer it. Turn it off in Tools and try again.",
     "internal": "Something went wrong on our side.",
     "auth_required": "Please sign in first.",
+    "file_not_ready": "That file is not ready yet: wait until it has finished uploading and being read.",
+    "file_unsupported": "That file cannot be used here.",
+    "file_too_large": "That file is too large.",
+    "storage_full": "Your storage for files is full: delete some files first.",
+    "model_cannot_see": "This model cannot see pictures: pick a model that can, or remove the pictures.",
 }
 # The one sentence for an upstream that refused the conversation itself (HTTP 400): code invalid_message.
 UPSTREAM_REJECTED = "The AI service could not accept this conversation. Try a shorter or different message."
@@ -68,8 +73,9 @@ def payload_dict(payload: Any) -> dict[str, Any]:
     return payload
 
 
-def message_text(payload: dict[str, Any], max_chars: int) -> str:
-    """The `message` field: a non-blank string of valid Unicode, without control characters, within the limit."""
+def message_text(payload: dict[str, Any], max_chars: int, *, allow_blank: bool = False) -> str:
+    """The `message` field: a non-blank string of valid Unicode, without control characters, within the limit
+    (blank allowed with `allow_blank`: a message that carries files)."""
     text = payload.get("message")
     if not isinstance(text, str):
         raise ChatError("invalid_message", "The message must be text.")
@@ -79,7 +85,7 @@ def message_text(payload: dict[str, Any], max_chars: int) -> str:
         raise ChatError("invalid_message", "The message contains invalid characters.") from None
     if _CONTROL.search(text):
         raise ChatError("invalid_message", "The message contains control characters.")
-    if not text.strip():
+    if not text.strip() and not allow_blank:
         raise ChatError("invalid_message", "The message is empty.")
     if len(text) > max_chars:
         raise ChatError("message_too_long", f"That message is too long: the limit is {max_chars} characters.")
@@ -204,6 +210,21 @@ def before_id(payload: dict[str, Any]) -> int | None:
     return value
 
 
+def attachment_ids(payload: dict[str, Any]) -> list[str] | None:
+    """The optional `attachments` field of user_message and edit_message: distinct file ids (None when absent;
+    a malformed id cannot be anyone's file: not_found)."""
+    value = payload.get("attachments")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value) or len(value) > 100:
+        raise ChatError("invalid_message", "attachments must be a list of file ids.")
+    if len(set(value)) != len(value):
+        raise ChatError("invalid_message", "attachments names a file twice.")
+    if not all(_ID.match(item) for item in value):
+        raise ChatError("not_found", "That file does not exist (or is not yours).")
+    return value
+
+
 # ---- payload builders ------------------------------------------------------------------------------------------
 
 
@@ -228,6 +249,9 @@ def wire_message(message: dict, *, reasoning: bool = True) -> dict:
             data.pop("tools", None)  # a streaming reply's steps come with resume, in order
     if message.get("client_id"):
         data["client_id"] = message["client_id"]
+    for key in ("attachments", "sources"):  # files a user message carries; excerpts a reply was given
+        if message.get(key):
+            data[key] = message[key]
     return data
 
 
@@ -248,6 +272,8 @@ def final_message(message: dict, finish_reason: str | None, *, reasoning: bool =
         data["tools"] = message["tools"]
     if reasoning and message.get("reasoning"):
         data["reasoning"] = message["reasoning"]
+    if message.get("sources"):
+        data["sources"] = message["sources"]
     return data
 
 

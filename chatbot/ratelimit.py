@@ -13,12 +13,12 @@ _KINDS = {"owner": "message", "ip": "ip", "action": "action", "connect": "connec
 
 
 class RateLimiter:
-    """Counts messages per session and per client IP, conversation changes and searches per session, connections per
-    IP, and sign-in attempts per account and per IP."""
+    """Counts messages per session and per client IP, conversation changes, searches and uploads per session,
+    connections per IP, and sign-in attempts per account and per IP."""
 
     def __init__(self, redis_url: str | None, *, messages: str, messages_per_ip: str, connections: str,
                  actions: str = "60/minute", searches: str = "180/minute", signin: str = "5/minute",
-                 signin_per_ip: str = "20/minute", prefix: str = "chatbotws"):
+                 signin_per_ip: str = "20/minute", uploads: str = "30/minute", prefix: str = "chatbotws"):
         """Use Redis storage when `redis_url` is set, else process memory."""
         backend = (storage.storage_from_string(redis_url, key_prefix=f"{prefix}-limits") if redis_url
                    else storage.MemoryStorage())
@@ -30,6 +30,7 @@ class RateLimiter:
         self._searches = parse_many(searches)
         self._signin = parse_many(signin)
         self._signin_per_ip = parse_many(signin_per_ip)
+        self._uploads = parse_many(uploads)
 
     def message(self, owner_id: str, ip: str) -> None:
         """Count one user message; raise `rate_limited` (with a retry time) when a limit is reached."""
@@ -57,6 +58,10 @@ class RateLimiter:
     def search(self, owner_id: str) -> None:
         """Count one search; raise `rate_limited` when a limit is reached."""
         self._hit([(limit, ("search", owner_id)) for limit in self._searches], "You are searching too quickly.")
+
+    def upload(self, owner_id: str) -> None:
+        """Count one upload started (a tus POST); raise `rate_limited` when a limit is reached."""
+        self._hit([(limit, ("upload", owner_id)) for limit in self._uploads], "You are uploading files too quickly.")
 
     def connection(self, ip: str) -> None:
         """Count one connection from `ip`; raise `rate_limited` when too many arrive."""

@@ -122,6 +122,17 @@ def model_family(model: str) -> str | None:
     return next((family for family in EFFORTS if name.startswith(family)), None)
 
 
+def _valid_part(part: object) -> bool:
+    """Whether one content part is {type: text, text} or {type: image_url, image_url: {url: data:image/...}}."""
+    if not isinstance(part, dict):
+        return False
+    if part.get("type") == "text":
+        return isinstance(part.get("text"), str)
+    image = part.get("image_url")
+    return (part.get("type") == "image_url" and isinstance(image, dict) and isinstance(image.get("url"), str)
+            and image["url"].startswith(("data:image/", "https://")))
+
+
 def validate_body(body: object) -> str | None:
     """Return why a chat-completions body is invalid (Groq-style wording), or None when it is valid."""
     if not isinstance(body, dict):
@@ -135,6 +146,11 @@ def validate_body(body: object) -> str | None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             return f"'messages.{i}' : discriminator property 'role' has invalid value"
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, list):  # OpenAI-style parts: text and pictures
+            if not content or not all(_valid_part(part) for part in content):
+                return f"'messages.{i}.content' : parts must be text or image_url objects"
+            continue
         problem = _message_problem(i, message, called)
         if problem:
             return problem

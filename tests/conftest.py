@@ -209,6 +209,8 @@ def make_app(tmp_path, database_url, fake_groq, monkeypatch):  # noqa: F811
         deadline = time.monotonic() + 15
         while chat.counters["replies_started"] > chat.counters["replies_finished"] and time.monotonic() < deadline:
             time.sleep(0.01)
+        while app.extensions["chatbot"].files.in_flight and time.monotonic() < deadline:  # uploads being read
+            time.sleep(0.01)
         chat.store.close()
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from .accounts import AccountQueries, LinkInvalid, LoginState, UsernameTaken
 from .charts import ChartQueries
+from .chunks import ChunkQueries
 from .conversations import ConversationQueries
 from .engine import Database, UnsupportedDatabase, alembic_config, isolated_database
+from .files import FileQueries, OffsetMismatch, StorageFull, UploadTooLong
 from .imports import ImportQueries
 from .messages import MessageQueries
 from .projects import ProjectQueries
@@ -33,12 +35,14 @@ from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 
-class Store(ChartQueries, ImportQueries, ProjectQueries, ShareQueries, SettingsQueries, SearchQueries, TreeQueries,
-            TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries, ToolQueries, Database):
+class Store(FileQueries, ChunkQueries, ChartQueries, ImportQueries, ProjectQueries, ShareQueries, SettingsQueries,
+            SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries,
+            ToolQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 
 __all__ = [
+    "FileQueries", "OffsetMismatch", "StorageFull", "UploadTooLong",
     "LinkInvalid", "LoginState", "QuotaExceeded", "UsernameTaken", "reply_tokens", "users",
     "AUTO_TITLE_MAX", "CLIENT_ID_MAX", "DEFAULT_TITLE", "MESSAGE_FIELDS", "NotFound", "QUERY_MAX",
     "SQLITE_BUSY_TIMEOUT_MS", "Branch", "NotEditable", "NothingToRegenerate", "Store", "TITLE_MAX", "TurnStart",

@@ -160,6 +160,7 @@ class ConversationQueries:
             )
             if result.rowcount == 0:
                 raise NotFound(conversation_id)
+            self.purge_detached_files(owner_id, conn)  # the files its messages carried go with them
             conn.execute(
                 sa.update(owners)
                 .where(owners.c.id == owner_id, owners.c.active_conversation_id == conversation_id)

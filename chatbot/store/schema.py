@@ -151,6 +151,10 @@ messages = sa.Table(
     # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
     # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
     sa.Column("parent_id", sa.Integer, nullable=True),
+    # Files a user message carries ([{id, name, kind, mime, size, pages?}], revision 0005; message_files links them),
+    # and the excerpts a reply was given ([{n, file_id, name, page?, excerpt}]): read with the message, no join.
+    sa.Column("attachments", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("sources", sa.JSON(none_as_null=True), nullable=True),
     # One index answers "messages of a conversation in order", including "the newest n".
     sa.Index("ix_messages_conversation_id", "conversation_id", "id"),
     # Children of a message (roots: parent NULL) of one conversation, oldest first: versions and switching.
@@ -161,6 +165,70 @@ messages = sa.Table(
     sa.UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
     # Ids are reply ids on the wire (resume, stop): SQLite must never hand a deleted id out again.
     sqlite_autoincrement=True,
+)
+
+# Files (revision 0005). A blob is one owner's bytes (deduplicated by sha256 once complete) with what processing made
+# of them; a file is one upload of it by name; parts hold the bytes in pieces (BLOB on SQLite, bytea on Postgres).
+FILE_NAME_MAX = 200
+FILE_ERROR_MAX = 300
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=True),  # set when the upload is complete
+    sa.Column("length", sa.BigInteger, nullable=False),  # Upload-Length: what the client announced
+    sa.Column("received", sa.BigInteger, nullable=False),  # bytes stored so far (the tus offset)
+    sa.Column("size", sa.BigInteger, nullable=False),  # bytes counted against the owner's quota
+    sa.Column("status", sa.String(16), nullable=False),  # uploading, processing, ready, failed
+    sa.Column("kind", sa.String(16), nullable=True),  # image or document, once sniffed
+    sa.Column("mime", sa.String(100), nullable=True),
+    sa.Column("pages", sa.Integer, nullable=True),
+    sa.Column("text_chars", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(FILE_ERROR_MAX), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # NULLs are distinct on both backends: only complete uploads collide.
+    sa.UniqueConstraint("owner_id", "sha256", name="uq_blobs_owner_sha256"),
+    sa.Index("ix_blobs_status_updated", "status", "updated_at"),
+)
+blob_parts = sa.Table(
+    "blob_parts",
+    metadata,
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("owner_id", sa.String(32), sa.ForeignKey("owners.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("name", sa.String(FILE_NAME_MAX), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # First attached to a message: from then on the file lives as long as a message carries it.
+    sa.Column("attached_at", UTCDateTime, nullable=True),
+    sa.Index("ix_files_owner_created", "owner_id", "created_at"),
+)
+file_chunks = sa.Table(
+    "file_chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("blob_id", sa.Integer, sa.ForeignKey("blobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("page", sa.Integer, nullable=True),
+    sa.Column("heading", sa.String(200), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Index("ix_file_chunks_blob_n", "blob_id", "n"),
+)
+message_files = sa.Table(
+    "message_files",
+    metadata,
+    sa.Column("message_id", sa.Integer, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file_id", sa.String(32), sa.ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_message_files_file", "file_id"),
 )
 
 PROJECT_NAME_MAX = 100
@@ -222,7 +290,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code", "model", "speed", "parent_id", "tools",
+    "finish_reason", "error_code", "model", "speed", "parent_id", "attachments", "sources", "tools",
 )  # fmt: skip
 
 

@@ -336,7 +336,7 @@ class TurnQueries:
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
                "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id,
-               "tools": None}
+               "attachments": None, "sources": None, "tools": None}
         row["id"] = insert_row(conn, messages, **row).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 

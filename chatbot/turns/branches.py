@@ -23,16 +23,23 @@ class BranchService:
         self.turns = turns
         self.store, self.replies, self.settings = turns.store, turns.replies, turns.settings
 
-    def edit(self, sid: str, message_id: int, text: str, client_id: str | None) -> dict:
+    def edit(self, sid: str, message_id: int, text: str, client_id: str | None,
+             attachments: list[str] | None = None) -> dict:
         """Store `text` as a new version of one of the session's user messages and stream its reply; returns the ack.
-        Busy and idempotency as for a user message."""
+        The new version carries `attachments` when given, else the same files as the old one. Busy and idempotency
+        as for a user message."""
         state = self.turns.state(sid)
         original = self.store.get_message(state.owner_id, message_id)  # NotFound for a foreign or unknown id
         if original["role"] != "user":
             raise ChatError("invalid_message", "Only your own messages can be edited.")
         conversation_id = original["conversation_id"]
+        if attachments is None:
+            files = self.turns.attachments.files_of(state.owner_id, original)
+        else:
+            files = self.turns.check_files(state, conversation_id, attachments)
         turn, ack = self.turns.take_turn(sid, state, conversation_id, text, client_id, edit_of=message_id)
         if turn is not None:
+            self.turns.attachments.attach(state.owner_id, turn, files)
             self.turns.start_reply(state, turn)
             self._show(conversation_id, turn.page, turn.more)
         return ack

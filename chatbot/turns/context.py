@@ -15,7 +15,8 @@ def build_context(system_prompt: str, history: list[dict], budget: int) -> list[
     turns: list[dict] = []
     used = 0
     for message in reversed(history):
-        if message["status"] == "streaming" or not message["content"]:
+        # A message without text still counts when it carries files (attachments.py gives it words).
+        if message["status"] == "streaming" or not (message["content"] or message.get("attachments")):
             continue
         size = len(message["content"])
         if turns and used + size > budget:

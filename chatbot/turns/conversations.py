@@ -94,9 +94,12 @@ class ConversationService:
         return {"ok": True, "results": self.store.search(state.owner_id, query, limit)}
 
     def list_models(self, sid: str) -> dict:
-        """The models users may pick (the provider's list, filtered by the operator), and the default."""
+        """The models users may pick (the provider's list, filtered by the operator), each saying whether it takes
+        pictures (`vision`: in VISION_MODELS), and the default."""
         self.turns.state(sid)
-        return {"ok": True, "models": self.turns.provider.models(), "default": self.turns.provider.model}
+        models = [{**model, "vision": self.turns.attachments.can_see(model["id"])}
+                  for model in self.turns.provider.models()]
+        return {"ok": True, "models": models, "default": self.turns.provider.model}
 
     def set_model(self, sid: str, conversation_id: str, model: str | None) -> dict:
         """Make one of the session's conversations use `model` (None: the default); every tab gets the change."""
@@ -126,6 +129,7 @@ class ConversationService:
         # Accounts' usage older than the admin page shows, and one-time links long expired.
         self.store.delete_old_usage()
         self.store.delete_old_links()
+        self.store.expire_uploads(self.settings["UPLOAD_EXPIRY_HOURS"] * 3600)  # unfinished uploads
         return deleted
 
     def maintenance_loop(self) -> None:

@@ -61,6 +61,7 @@ class ChatService:
         self.branches = BranchService(self.turns)
         self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
+        self.attachments = self.turns.attachments
         self.tools = ToolActions(tools, store=store, provider=provider, replies=replies, socketio=socketio,
                                  state=self.turns.state) if tools is not None else None
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
@@ -146,12 +147,16 @@ class ChatService:
 
     # ---- turns -------------------------------------------------------------------------------------------
 
-    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None) -> dict:
-        """Store a user message and start its reply in one transaction; returns the ack."""
+    def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None,
+                     attachments: list[str] | None = None) -> dict:
+        """Store a user message (with the files it carries) and start its reply; returns the ack. Files are checked
+        before anything is stored (a refusal leaves nothing behind)."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
+        files = self.turns.check_files(state, conversation_id, attachments)
         turn, ack = self.turns.take_turn(sid, state, conversation_id, text, client_id)
         if turn is not None:
+            self.attachments.attach(state.owner_id, turn, files)
             self.socketio.emit("user_message_echo", {"conversation_id": conversation_id,
                                                      "message": protocol.wire_message(turn.message)},
                                to=conversation_room(conversation_id), skip_sid=sid)

@@ -16,6 +16,7 @@ from ..store import Store
 from ..store.settings import turn_settings
 from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
 from ..store.usage import QuotaExceeded
+from .attachments import Attachments
 from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .pump import StreamPump
 from .registry import Replies
@@ -35,6 +36,7 @@ class TurnStarter:
         self.pump, self.socketio, self.settings = pump, socketio, settings
         self.sockets: dict[str, SocketState] = {}
         self.show_reasoning: bool = settings.get("SHOW_REASONING", True)
+        self.attachments = Attachments(store, settings)
 
     def forget(self, sid: str) -> None:
         """Forget a socket; its replies keep streaming and are stored."""
@@ -84,6 +86,14 @@ class TurnStarter:
         self.join_conversation(sid, state, conversation_id)
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
+
+    def check_files(self, state: SocketState, conversation_id: str, file_ids: list[str] | None) -> list[dict]:
+        """The files a message into `conversation_id` may carry (see Attachments.check); [] for none. Nothing is
+        stored, so a refusal leaves nothing behind."""
+        if not file_ids:
+            return []
+        model = self.store.get_conversation(state.owner_id, conversation_id).get("model") or self.provider.model
+        return self.attachments.check(state.owner_id, file_ids, model)
 
     def begin_claimed(self, state: SocketState, conversation_id: str, begin) -> TurnStart:
         """Check the message limits and begin a turn in a conversation this socket has claimed (`begin(quota)`
@@ -146,9 +156,14 @@ class TurnStarter:
         conversation, settings = turn_settings(turn.conversation)  # read in the turn's one transaction
         context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
                                 self.settings["HISTORY_CHAR_BUDGET"])
-        self.pump.start(state.owner_id, turn.reply, conversation, context,
-                        conversation.get("model") or self.provider.model, user_id=state.user_id,
-                        options=stream_options(settings))
+        model = conversation.get("model") or self.provider.model
+        # Excerpts of the documents the path carries, and the question's pictures; the excerpts sent are the
+        # reply's sources, kept with it for history. A path without files costs nothing here.
+        context, sources = self.attachments.context(state.owner_id, turn.history, context, model)
+        if sources:
+            self.store.save_sources(turn.reply["id"], sources)
+        self.pump.start(state.owner_id, {**turn.reply, "sources": sources}, conversation, context, model,
+                        user_id=state.user_id, options=stream_options(settings))
 
     def join_conversation(self, sid: str, state: SocketState, conversation_id: str) -> None:
         """Make the socket show `conversation_id` (room membership follows)."""

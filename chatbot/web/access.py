@@ -44,6 +44,16 @@ def request_token(auth: object = None) -> str | None:
     return bearer if bearer is not None else request.cookies.get(COOKIE_NAME)
 
 
+def request_owner() -> str | None:
+    """The owner an HTTP request proves by `Authorization: Bearer <token>` or the session cookie (in accounts and
+    proxy mode: the signed-in account's)."""
+    if auth_mode() != "open":
+        user = current_user()
+        return user.owner_id if user is not None else None
+    bearer = bearer_token()
+    return tokens().owner(bearer if bearer is not None else request.cookies.get(COOKIE_NAME))
+
+
 def anonymous_owner() -> str | None:
     """The anonymous session this browser's cookie proves (to move its conversations at sign-in), if any."""
     return tokens().owner(request.cookies.get(COOKIE_NAME))

@@ -140,9 +140,10 @@ class ChatNamespace(TeamEvents, Namespace):
         session_id = data.get("session_id")
         if session_id is not None and session_id != service.state(request.sid).owner_id:
             raise ChatError("session_not_found")
-        text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
+        files = protocol.attachment_ids(data)
+        text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"], allow_blank=bool(files))
         ack = service.user_message(request.sid, text, protocol.optional_id(data, "conversation_id"),
-                                   protocol.client_id(data))
+                                   protocol.client_id(data), files)
         log.info("event=user_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
                  ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
         return ack
@@ -167,8 +168,9 @@ class ChatNamespace(TeamEvents, Namespace):
         """Sent when the user resends an edited message: a new version of it streams its own reply (the old
         stays)."""
         data = protocol.payload_dict(payload)
-        text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"])
-        ack = chat().branches.edit(request.sid, protocol.message_id(data), text, protocol.client_id(data))
+        files = protocol.attachment_ids(data)
+        text = protocol.message_text(data, current_app.config["MAX_MESSAGE_CHARS"], allow_blank=bool(files))
+        ack = chat().branches.edit(request.sid, protocol.message_id(data), text, protocol.client_id(data), files)
         log.info("event=edit_message sid=%s conversation=%s message=%s reply=%s chars=%d%s", request.sid,
                  ack["conversation_id"], ack["message_id"], ack["reply_id"], len(text), logged_content(text))
         return ack

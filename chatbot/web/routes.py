@@ -11,11 +11,11 @@ from ..protocol import ChatError
 from ..store import NotFound
 from ..tools.summary import markdown_steps
 from ..turns.imports import IMPORT_MAX_BYTES
-from .access import auth_mode, bearer_token, current_login, current_user, login_required
+from .access import auth_mode, current_login, current_user, login_required, request_owner
 from .auth import set_login_cookie
+from .file_export import markdown_lines
 from .services import chat, provider, tokens
 from .services import metrics as app_metrics
-from .sessions import COOKIE_NAME
 
 bp = Blueprint("main", __name__)
 log = logging.getLogger("chatbot.routes")
@@ -37,16 +37,6 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def _request_owner() -> str | None:
-    """The owner proven by `Authorization: Bearer <token>` or the session cookie (in accounts and proxy mode: the
-    signed-in account's)."""
-    if auth_mode() != "open":
-        user = current_user()
-        return user.owner_id if user is not None else None
-    bearer = bearer_token()
-    return tokens().owner(bearer if bearer is not None else request.cookies.get(COOKIE_NAME))
-
-
 @bp.get("/")
 @login_required
 def index():
@@ -61,7 +51,7 @@ def index():
     response = Response(render_template("chat.html", page_config=page_config, user=user, auth_mode=auth_mode()))
     # Re-issued on every visit, so the session expires only after SESSION_TTL_DAYS without one.
     if auth_mode() == "open":
-        token = tokens().issue(_request_owner() or tokens().new_owner_id())
+        token = tokens().issue(request_owner() or tokens().new_owner_id())
     else:
         token = tokens().renew(current_login())
     set_login_cookie(response, token)
@@ -103,7 +93,7 @@ def metrics():
 @login_required
 def export(conversation_id: str, fmt: str):
     """Download one of the session's conversations: JSON holds the whole tree, Markdown the active path."""
-    owner_id = _request_owner()
+    owner_id = request_owner()
     if fmt not in ("md", "json"):
         return _not_found()
     if owner_id is None:
@@ -117,7 +107,8 @@ def export(conversation_id: str, fmt: str):
         messages = [{**message, "reasoning": None} for message in messages]
     filename = f"conversation-{conversation_id[:8]}.{fmt}"
     if fmt == "json":
-        body = json.dumps({"conversation": conversation, "messages": messages}, ensure_ascii=False, indent=2)
+        body = json.dumps({"conversation": conversation, "messages": messages,
+                           "files": chat().attachments.export_files(owner_id, messages)}, ensure_ascii=False, indent=2)
         mimetype = "application/json"
     else:
         body = to_markdown(conversation, messages)
@@ -133,7 +124,7 @@ def export(conversation_id: str, fmt: str):
 def import_conversations():
     """Import a ChatGPT export (conversations.json) or a ChatbotWS JSON export sent as the request body (the page
     sends it with its CSRF token): every conversation, or on any error none."""
-    owner_id = _request_owner()
+    owner_id = request_owner()
     if owner_id is None:
         return jsonify(error={"code": "session_not_found", "message": "No valid session."}), 401
     if (request.content_length or 0) > IMPORT_MAX_BYTES:
@@ -156,7 +147,7 @@ def to_markdown(conversation: dict, messages: list[dict]) -> str:
             out += ["> **Thinking** (the model's reasoning before it answered; not part of the answer)", ">",
                     thinking, ""]
         out += markdown_steps(message.get("tools"))
-        out += [message["content"], ""]
+        out += [message["content"], "", *markdown_lines(message)]
     return "\n".join(out)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from ..files.service import FileService
 from ..metrics import Metrics
 from ..passwords import Passwords
 from ..providers import Provider
@@ -23,7 +24,8 @@ from .sessions import LoginTokens
 @dataclass
 class AppServices:
     """What the edges work with: the chat engine and accounts, the metrics, the login-token signer, the password
-    hasher, and (for readiness and the page) the store, provider, reply registry and limiter behind them."""
+    hasher, the uploads, and (for readiness and the page) the store, provider, reply registry and limiter behind
+    them."""
 
     chat: ChatService
     accounts: AccountService
@@ -34,6 +36,7 @@ class AppServices:
     provider: Provider
     replies: Replies
     limiter: RateLimiter
+    files: FileService
     oidc: Any = None  # the registered OpenID Connect client, when OIDC_ISSUER is set
 
 
@@ -85,3 +88,8 @@ def limiter() -> RateLimiter:
 def provider() -> Provider:
     """The LLM provider serving replies."""
     return services().provider
+
+
+def files() -> FileService:
+    """Uploads (tus) and the files they become."""
+    return services().files

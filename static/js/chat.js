@@ -3,6 +3,7 @@
 
 /* global io */
 
+import { AttachmentTray, setAttachments, setSources } from "./attachments.js";
 import { addEditButton, branchHooks, setBranchesBusy } from "./branches.js";
 import { Composer } from "./composer.js";
 import {
@@ -80,11 +81,19 @@ function checkSignedIn() {
   }, () => {});
 }
 
+const tray = new AttachmentTray({
+  csrf: document.querySelector('meta[name="csrf-token"]')?.content || "",
+  onChange: () => composer.refresh(),
+  dropTarget: document.body,
+});
+
 const composer = new Composer({
   maxChars: config.maxMessageChars,
   onSend: sendMessage,
   onStop: stopReply,
   announce,
+  filesReady: () => tray.settled(),
+  hasFiles: () => tray.ready().length > 0,
 });
 
 const picker = new ModelPicker((model) => {
@@ -204,14 +213,16 @@ function sendMessage(text) {
   }
   const clientId = randomId();
   state.sentClientIds.add(clientId);
+  const files = tray.ready();
   const el = createMessage({ role: "user", content: text });
+  setAttachments(el, files);
   el.classList.add("msg--pending");
   el.dataset.clientId = clientId;
   appendMessage(el);
   followBottom(true);
   refreshRegenerate();
   composer.setText("");
-  emitUserMessage({ clientId, el, text, conversationId: view.activeId });
+  emitUserMessage({ clientId, el, text, conversationId: view.activeId, files: files.map((file) => file.id) });
 }
 
 /** Emit one user message and settle its bubble from the ack. */
@@ -220,6 +231,7 @@ function emitUserMessage(pending) {
   composer.set({ sending: true });
   const payload = { message: text, client_id: clientId };
   if (pending.conversationId != null) payload.conversation_id = pending.conversationId;
+  if (pending.files && pending.files.length) payload.attachments = pending.files;
   state.socket.timeout(ACK_TIMEOUT_MS).emit("user_message", payload, (err, resp) => {
     composer.set({ sending: false });
     if (err && !state.socket.connected) {
@@ -233,10 +245,11 @@ function emitUserMessage(pending) {
       const error = err ? { code: "timeout" } : (resp && resp.error) || { code: "internal" };
       setLabel(el, "failed");
       setNote(el, error.message || "");
-      if (composer.text() === "") composer.setText(text); // nothing typed is ever lost
+      if (composer.text() === "") composer.setText(text); // nothing typed is ever lost (the files stay too)
       showError(error);
       return;
     }
+    if (pending.files && pending.files.length) tray.clear();
     el.dataset.messageId = String(resp.message_id);
     addEditButton(el);
     // A history re-sent meanwhile may already hold this message (keep one copy) or may predate it (put it back).
@@ -320,6 +333,7 @@ function onBotMessage(data) {
   const note = data.error && data.error.message ? data.error.message : "";
   finishReply(reply, { text: data.message ?? reply.text, status, note, reasoning: data.reasoning || null,
     usage: data.usage, speed: data.speed, model: data.model });
+  setSources(reply.el, data.sources);
   if (Array.isArray(data.tools)) reply.tools = new Map(data.tools.map((step) => [String(step.id), step]));
   if (reply.el && reply.el.isConnected) showSteps(reply.el, stepsOf(reply));
   if (data.error && data.error.code === "model_unavailable") picker.nudge();
@@ -429,6 +443,7 @@ function connect() {
     if (state.sentClientIds.has(message.client_id) || String(data.conversation_id) !== view.activeId) return;
     const el = createMessage({ role: "user", content: message.content || "", createdAt: message.created_at,
       id: message.id });
+    setAttachments(el, message.attachments);
     addEditButton(el);
     appendMessage(el);
     refreshRegenerate();

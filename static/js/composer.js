@@ -3,9 +3,12 @@
 
 /** The message composer at the bottom of the chat. */
 export class Composer {
-  /** Bind to the composer elements; `onSend(text)` and `onStop()` are called on user intent. */
-  constructor({ maxChars, onSend, onStop, announce }) {
+  /** Bind to the composer elements; `onSend(text)` and `onStop()` are called on user intent; `filesReady()` says
+   * whether every attached file has finished uploading and being read, `hasFiles()` whether one is ready to go. */
+  constructor({ maxChars, onSend, onStop, announce, filesReady = () => true, hasFiles = () => false }) {
     this.maxChars = maxChars;
+    this.filesReady = filesReady;
+    this.hasFiles = hasFiles;
     this.onSend = onSend;
     this.onStop = onStop;
     this.announce = announce;
@@ -52,7 +55,9 @@ export class Composer {
   canSend() {
     const { connected, streaming, sending } = this.state;
     const length = this.length();
-    return connected && !streaming && !sending && this.input.value.trim() !== "" && length <= this.maxChars;
+    // Text, or at least one file that is ready (a screenshot may go without words).
+    const something = this.input.value.trim() !== "" || this.hasFiles();
+    return connected && !streaming && !sending && something && length <= this.maxChars && this.filesReady();
   }
 
   /** Update connection/streaming/sending flags and refresh the controls. */

@@ -1,6 +1,7 @@
 // The conversation on screen: the message list, following the newest text, per-reply stream state (ordered
 // deltas, re-rendered at most once per animation frame) and history rendering. No socket code lives here.
 
+import { setAttachments, setSources } from "./attachments.js";
 import { decorateMessage } from "./branches.js";
 import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
@@ -218,7 +219,10 @@ function historyElement(message, conversationId, seen, toResume) {
     id: message.id,
   });
   decorateMessage(el, message);
-  if (isUser) return el;
+  if (isUser) {
+    setAttachments(el, message.attachments);
+    return el;
+  }
   if (message.reply_id != null) el.dataset.replyId = String(message.reply_id);
   const known = message.reply_id != null ? view.replies.get(String(message.reply_id)) : null;
   if (message.status === "streaming" && message.reply_id != null && !(known && known.done)) {
@@ -236,6 +240,7 @@ function historyElement(message, conversationId, seen, toResume) {
     if (message.tools) showSteps(el, message.tools);
     setUsage(el, message.usage, message.speed, message.model);
     addCopyButton(el);
+    setSources(el, message.sources);
     if (known) {
       known.done = true; // it finished while we were away; the stored text is authoritative
       seen.add(known.id);

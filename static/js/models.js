@@ -23,8 +23,10 @@ export class ModelPicker {
     const options = models.map((model) => {
       const option = document.createElement("option");
       option.value = model.id;
-      option.textContent = model.id === defaultId ? `${model.label || model.id} (default)` : model.label || model.id;
+      const name = (model.label || model.id) + (model.vision ? " · sees pictures" : "");
+      option.textContent = model.id === defaultId ? `${name} (default)` : name;
       if (model.reasoning) option.dataset.reasoning = "1";
+      if (model.vision) option.dataset.vision = "1";
       return option;
     });
     this.select.replaceChildren(...options);

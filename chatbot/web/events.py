@@ -20,6 +20,7 @@ from ..extensions import socketio
 from ..protocol import ChatError
 from ..store import NotFound
 from ..store.search import MAX_RESULTS, QUERY_MAX
+from ..turns.service import ChatService
 from .access import client_ip, socket_login
 from .services import chat, metrics, provider, tokens, tools
 from .sessions import COOKIE_NAME
@@ -136,7 +137,7 @@ class ChatNamespace(TeamEvents, Namespace):
     def on_user_message(self, payload=None):
         """Sent by the browser when the user submits a message: store it, ack it, and stream the reply."""
         data = protocol.payload_dict(payload)
-        service = chat()
+        service: ChatService = chat()
         session_id = data.get("session_id")
         if session_id is not None and session_id != service.state(request.sid).owner_id:
             raise ChatError("session_not_found")

@@ -11,7 +11,7 @@ import socket
 import socketserver
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fakes.groq_wire import (
     CHAT_PATHS,
@@ -28,8 +28,9 @@ from fakes.groq_wire import (
     validate_body,
 )
 
-if TYPE_CHECKING:
-    from fakes.groq import FakeGroq
+# The FakeGroq that scripts a server is typed loosely here: fakes.groq imports this module, and a typing import back
+# would make an import circle.
+FakeGroq = Any
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

@@ -92,8 +92,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # one proxy in front reports them (its last X-Forwarded-For hop, not whatever the client put first).
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
     metrics = Metrics()
+    from .tools.service import ToolService
+
+    tools = ToolService(settings, metrics=metrics)
     chat = ChatService(store=store, provider=provider, replies=replies, limiter=limiter, socketio=socketio,
-                       settings=settings, metrics=metrics)
+                       settings=settings, metrics=metrics, tools=tools)
     metrics.track(connected_sockets=lambda: len(chat.sockets), replies_in_flight=chat.replies_in_flight)
     install(app, AppServices(
         chat=chat, accounts=AccountService(store), metrics=metrics,

@@ -163,6 +163,37 @@ def _rate(value: str) -> str:
     return value
 
 
+_SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def _mcp_servers(value: str) -> tuple[dict, ...]:
+    """MCP_SERVERS: a JSON list of {name, url, headers?, approve?} (names unique; http(s) URLs; string headers)."""
+    import json
+
+    servers = json.loads(value) if value.strip() else []
+    if not isinstance(servers, list):
+        raise ValueError("must be a JSON list of {name, url, headers?, approve?}")
+    parsed, names = [], set()
+    for server in servers:
+        if not isinstance(server, dict) or set(server) - {"name", "url", "headers", "approve"}:
+            raise ValueError("each server is {name, url, headers?, approve?}")
+        name, url = server.get("name"), server.get("url")
+        if not isinstance(name, str) or not _SERVER_NAME.fullmatch(name) or name in names:
+            raise ValueError("each server needs a unique name of 1-32 letters, digits, _ or -")
+        if not isinstance(url, str) or _url(url) is None:
+            raise ValueError(f"server {name}: url must be an http(s) URL")
+        headers = server.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in headers.items()):
+            raise ValueError(f"server {name}: headers must map names to strings")
+        approve = server.get("approve") or []
+        if not isinstance(approve, list) or not all(isinstance(tool, str) for tool in approve):
+            raise ValueError(f"server {name}: approve must be a list of tool names (or \"*\")")
+        names.add(name)
+        parsed.append({"name": name, "url": url, "headers": dict(headers), "approve": tuple(approve)})
+    return tuple(parsed)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its parser and its default (already parsed)."""
@@ -223,6 +254,13 @@ SETTINGS: dict[str, Setting] = {
     "STREAM_WINDOW_MS": Setting(_number(int, 0, 1000), 30),
     "CHECKPOINT_SECONDS": Setting(_number(float, 0.05, 60), 1.0),
     "SHUTDOWN_SECONDS": Setting(_number(float, 0, 300), 3.0),
+    "MCP_SERVERS": Setting(_mcp_servers, (), secret=True),  # headers may carry credentials
+    "TOOLS_MAX_STEPS": Setting(_number(int, 1, 50), 8),
+    "TOOL_TIMEOUT": Setting(_number(float, 0.1, 600), 30.0),
+    "TOOL_APPROVAL_SECONDS": Setting(_number(float, 1, 3600), 120.0),
+    "TOOL_RESULT_CHARS": Setting(_number(int, 100, 1_000_000), 16000),
+    "RATE_LIMIT_TOOLS": Setting(_rate, "30/minute"),
+    "TOOL_DAILY_CALLS": Setting(_number(int, 0, 10**9), 500),
     "PING_INTERVAL": Setting(_number(float, 1, 300), 25.0),
     "PING_TIMEOUT": Setting(_number(float, 1, 300), 20.0),
     "TRUST_PROXY": Setting(_bool, False),

@@ -15,6 +15,7 @@ OUTCOMES = ("complete", "stopped", "error", "interrupted")
 # Buckets sized for chat: first tokens in tens of ms to seconds, replies up to minutes, Groq's 50–2,000 tok/s.
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0)
 DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+TOOL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SPEED_BUCKETS = (10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0)
 
 
@@ -43,6 +44,11 @@ class Metrics:
         self._in_flight = Gauge("chatbot_replies_in_flight", "Replies streaming in this process.", registry=registry)
         self._ratelimit = Gauge("chatbot_upstream_ratelimit_remaining", "The upstream's remaining rate limit, from "
                                 "its last x-ratelimit-remaining-* headers.", ["kind"], registry=registry)
+        self._tool_calls = Counter("chatbot_tool_calls_total", "Tool steps ended, by tool id and outcome (done, "
+                                   "error, declined, refused, limited, stopped).", ["tool", "outcome"],
+                                   registry=registry)
+        self._tool_seconds = Histogram("chatbot_tool_call_seconds", "Seconds a tool call ran (the ones we run).",
+                                       ["tool"], registry=registry, buckets=TOOL_BUCKETS)
         for outcome in OUTCOMES:
             self._replies.labels(outcome)  # every outcome shows from the start, at 0, so rates work at once
 
@@ -91,6 +97,12 @@ class Metrics:
         for kind, value in (("requests", requests), ("tokens", tokens)):
             if value is not None:
                 self._ratelimit.labels(kind).set(value)
+
+    def tool_call(self, tool: str, outcome: str, seconds: float | None = None) -> None:
+        """Count one ended tool step by tool id and outcome; record how long it ran when we ran it."""
+        self._tool_calls.labels(tool, outcome).inc()
+        if seconds is not None and seconds >= 0:
+            self._tool_seconds.labels(tool).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The scrape body in Prometheus' text format, and its content type."""

@@ -18,6 +18,8 @@ MESSAGES = {
     "upstream_rate_limited": "The AI service is busy right now. Please try again shortly.",
     "upstream_auth": "The AI service rejected this server's credentials. The operator has been told.",
     "model_unavailable": "The configured AI model is not available. The operator has been told.",
+    "tool_unavailable": "That tool is not available here: the model, or the AI service's plan or region, does not "
+                        "offer it. Turn it off in Tools and try again.",
     "internal": "Something went wrong on our side.",
     "auth_required": "Please sign in first.",
     "file_not_ready": "That file is not ready yet: wait until it has finished uploading and being read.",
@@ -236,7 +238,7 @@ def wire_message(message: dict, *, reasoning: bool = True) -> dict:
         data.update(version=message["version"], versions=message["versions"], sibling_ids=message["sibling_ids"])
     if message["role"] == "assistant":
         data["reply_id"] = message["id"]
-        for key in ("model", "usage", "speed", "finish_reason"):
+        for key in ("model", "usage", "speed", "finish_reason", "tools"):
             if message.get(key) is not None:
                 data[key] = message[key]
         if reasoning and message.get("reasoning"):
@@ -244,6 +246,7 @@ def wire_message(message: dict, *, reasoning: bool = True) -> dict:
         if message["status"] == "streaming":
             data["content"] = ""
             data.pop("reasoning", None)
+            data.pop("tools", None)  # a streaming reply's steps come with resume, in order
     if message.get("client_id"):
         data["client_id"] = message["client_id"]
     for key in ("attachments", "sources"):  # files a user message carries; excerpts a reply was given
@@ -265,6 +268,8 @@ def final_message(message: dict, finish_reason: str | None, *, reasoning: bool =
             "created_at": message["created_at"], "conversation_id": message["conversation_id"],
             "reply_id": message["id"], "message_id": message["id"], "finish_reason": finish_reason,
             "usage": message.get("usage"), "model": message.get("model"), "speed": message.get("speed")}
+    if message.get("tools"):
+        data["tools"] = message["tools"]
     if reasoning and message.get("reasoning"):
         data["reasoning"] = message["reasoning"]
     if message.get("sources"):

@@ -8,6 +8,8 @@ so the `openai` SDK works with `base_url=fake.base_url + "/v1"`.
     fake.script(tokens=5, delay=0.001)          # the next request streams "tok0 tok1 ... tok4 "
     fake.script(reasoning="Let me think.", text="Hi")   # thinking first (delta.reasoning), then the answer
     fake.script(status=429, retry_after=1)      # then a rate limit
+    fake.script(tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "42"}}])  # asks for a function call
+    fake.script(executed_tools=[{"type": "search", "arguments": {"query": "q"}, "output": "…"}], text="Found.")
     fake.script_models(status=500)              # the next model-list request fails
     fake.requests, fake.paths                   # chat bodies received so far, and the path each was sent to
 
@@ -19,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import select
 import signal
 import socket
 import threading
+import uuid
 from collections import deque
 
 from fakes.groq_http import Server
@@ -148,10 +152,13 @@ class FakeGroq:
         error_after: int | None = None,
         model_not_found: bool = False,
         model_decommissioned: bool = False,
-        finish_reason: str = "stop",
+        finish_reason: str | None = None,
         usage: dict | None = None,
         ratelimit: dict | None = None,
         repeat: int | None = 1,
+        tool_calls: list[dict] | None = None,
+        executed_tools: list[dict] | None = None,
+        error_message: str | None = None,
     ) -> None:
         """Queue the response for the next chat request(s) that pass the key and body checks.
 
@@ -164,10 +171,15 @@ class FakeGroq:
         model_not_found / model_decommissioned: Groq's 404 / 400 model errors; usage: fields that override the
         reported usage (e.g. {"completion_time": 0.5}); ratelimit: remaining counts for the x-ratelimit-* headers
         of this response ({} for none); repeat: how many requests this serves (None: all following ones).
-        Chunks count answer and reasoning pieces, not the final chunk.
+        tool_calls: function calls asked for after the text ([{name, arguments: dict | str, id?}]), streamed by
+        index with the arguments in pieces; finish_reason then defaults to "tool_calls" and the text to "".
+        executed_tools: Groq built-in steps ([{type, arguments, output?, search_results?, code_results?}]),
+        streamed after the reasoning as a start and a done delta each, and kept in a non-streamed message.
+        error_message: the message of a scripted 4xx other than 401/429 (e.g. a refused built-in tool).
+        Chunks count answer, reasoning and tool pieces, not the final chunk.
         """
         if tokens is None and text is None:
-            text = DEFAULT_TEXT
+            text = "" if tool_calls else DEFAULT_TEXT
         entry = Script(
             tokens=as_tokens(tokens if tokens is not None else text),
             reasoning=as_tokens(reasoning),
@@ -180,11 +192,14 @@ class FakeGroq:
             error_after=error_after,
             model_not_found=model_not_found,
             model_decommissioned=model_decommissioned,
-            finish_reason=finish_reason,
+            finish_reason=finish_reason or ("tool_calls" if tool_calls else "stop"),
             repeat=repeat,
             reasoning_field=reasoning_field,
             usage=dict(usage or {}),
             ratelimit=None if ratelimit is None else dict(ratelimit),
+            tool_calls=[_function_call(call) for call in tool_calls or []],
+            executed_tools=[_executed_tool(n, tool) for n, tool in enumerate(executed_tools or [])],
+            error_message=error_message,
         )
         if hold_after is not None:
             self._released.clear()
@@ -265,13 +280,13 @@ class FakeGroq:
             self.last_reasoning = ""
             self._changed.notify_all()
 
-    def _streamed(self, is_content: bool, piece: str) -> None:
-        """Account for one written chunk (answer or reasoning) and wake waiters."""
+    def _streamed(self, kind: str, piece: str | dict) -> None:
+        """Account for one written chunk (answer, reasoning or a tool piece) and wake waiters."""
         with self._changed:
             self._chunks += 1
-            if is_content:
+            if kind == "content":
                 self.last_text += piece
-            else:
+            elif isinstance(piece, str):
                 self.last_reasoning += piece
             self._changed.notify_all()
 
@@ -306,6 +321,22 @@ class FakeGroq:
             return conn.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
+
+
+def _arguments(value: dict | str) -> str:
+    """Tool arguments as the JSON text the API carries."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _function_call(call: dict) -> dict:
+    """A scripted function call with its id and JSON arguments filled in."""
+    return {"id": call.get("id") or f"call_{uuid.uuid4().hex[:12]}", "name": call["name"],
+            "arguments": _arguments(call.get("arguments", {}))}
+
+
+def _executed_tool(index: int, tool: dict) -> dict:
+    """A scripted built-in tool step as Groq reports it (index, type, JSON arguments, results)."""
+    return {"index": index, **tool, "arguments": _arguments(tool.get("arguments", {}))}
 
 
 def _take(queue: deque):

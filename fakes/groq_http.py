@@ -11,7 +11,7 @@ import socket
 import socketserver
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fakes.groq_wire import (
     CHAT_PATHS,
@@ -19,14 +19,18 @@ from fakes.groq_wire import (
     MODEL_PATHS,
     Script,
     error_body,
+    executed_tool_pieces,
+    full_tool_calls,
     header_seconds,
     ratelimit_headers,
+    tool_call_pieces,
     usage_block,
     validate_body,
 )
 
-if TYPE_CHECKING:
-    from fakes.groq import FakeGroq
+# The FakeGroq that scripts a server is typed loosely here: fakes.groq imports this module, and a typing import back
+# would make an import circle.
+FakeGroq = Any
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -190,10 +194,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             )
             self._send_json(429, error_body(message, "tokens", "rate_limit_exceeded"), headers)
         else:
-            self._send_status_error(script.status, headers)
+            self._send_status_error(script.status, headers, script.error_message)
         return True
 
-    def _send_status_error(self, status: int, headers: dict | None = None) -> None:
+    def _send_status_error(self, status: int, headers: dict | None = None, message: str | None = None) -> None:
         """Send Groq's body for a scripted 401, 5xx or other error status."""
         if status == 401:
             self._send_json(401, error_body("Invalid API Key", code="invalid_api_key"), headers)
@@ -201,7 +205,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             message = "Service Unavailable" if status == 503 else "Internal Server Error"
             self._send_json(status, error_body(message, "internal_server_error"), headers)
         else:
-            self._send_json(status, error_body(f"Scripted error {status}."), headers)
+            self._send_json(status, error_body(message or f"Scripted error {status}."), headers)
 
     def _complete(self, script: Script, body: dict, *, groq: bool) -> None:
         """Send one non-streamed chat.completion."""
@@ -209,6 +213,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         message = {"role": "assistant", "content": text}
         if script.reasoning:
             message[script.reasoning_field or self.fake.reasoning_field] = "".join(script.reasoning)
+        if script.tool_calls:
+            message["tool_calls"] = full_tool_calls(script.tool_calls)
+        if script.executed_tools:
+            message["executed_tools"] = script.executed_tools
         self.fake._completed(text, "".join(script.reasoning))
         payload = {
             "id": f"chatcmpl-{uuid.uuid4()}",
@@ -243,7 +251,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             base["usage"] = None  # OpenAI's shape: every chunk says usage is null, the extra last chunk has it
         request_id = f"req_{uuid.uuid4().hex}"
         reasoning_field = script.reasoning_field or fake.reasoning_field
-        pieces = [(reasoning_field, piece) for piece in script.reasoning] + [("content", t) for t in script.tokens]
+        pieces = [(reasoning_field, piece) for piece in script.reasoning]
+        pieces += [("executed_tools", piece) for piece in executed_tool_pieces(script.executed_tools)]
+        pieces += [("content", t) for t in script.tokens]
+        pieces += [("tool_calls", piece) for piece in tool_call_pieces(script.tool_calls)]
         try:
             for sent, (kind, piece) in enumerate(pieces):
                 if sent == script.cut_after:
@@ -257,14 +268,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise BrokenPipeError("client went away while held")
                 if sent and delay and fake._wait_or_gone(self.connection, delay):
                     raise BrokenPipeError("client went away")
-                delta = {kind: piece}
+                delta = {kind: [piece] if kind in ("tool_calls", "executed_tools") else piece}
                 if sent == 0:
                     delta = {"role": "assistant", **delta}
                 chunk = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}
                 if sent == 0 and groq:
                     chunk["x_groq"] = {"id": request_id}
                 self._write_event(chunk)
-                fake._streamed(kind == "content", piece)
+                fake._streamed(kind, piece)
             if script.cut_after is not None and script.cut_after >= len(pieces):
                 self._cut()
                 return

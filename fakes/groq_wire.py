@@ -15,7 +15,9 @@ MODELS_ENDPOINT = "/openai/v1/models"
 OPENAI_MODELS_ENDPOINT = "/v1/models"
 CHAT_PATHS = {ENDPOINT, OPENAI_ENDPOINT}
 MODEL_PATHS = {MODELS_ENDPOINT, OPENAI_MODELS_ENDPOINT}
-ROLES = {"system", "user", "assistant"}
+ROLES = {"system", "user", "assistant", "tool"}
+# Groq's server-side tools, offered only with the gpt-oss models.
+BUILTIN_TOOLS = {"browser_search", "code_interpreter"}
 # What Groq accepts as reasoning_effort, by model family; other models refuse the field.
 EFFORTS = {"gpt-oss": ("low", "medium", "high"), "qwen3": ("none", "default")}
 # Groq's limits for a free-tier key; the remaining counts are scriptable, these stay fixed.
@@ -75,6 +77,9 @@ class Script:
     reasoning_field: str | None = None
     usage: dict = field(default_factory=dict)
     ratelimit: dict | None = None
+    tool_calls: list[dict] = field(default_factory=list)
+    executed_tools: list[dict] = field(default_factory=list)
+    error_message: str | None = None
 
 
 @dataclass
@@ -137,6 +142,7 @@ def validate_body(body: object) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "'messages' : minimum number of items is 1"
+    called: set[str] = set()
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             return f"'messages.{i}' : discriminator property 'role' has invalid value"
@@ -144,8 +150,13 @@ def validate_body(body: object) -> str | None:
         if message.get("role") == "user" and isinstance(content, list):  # OpenAI-style parts: text and pictures
             if not content or not all(_valid_part(part) for part in content):
                 return f"'messages.{i}.content' : parts must be text or image_url objects"
-        elif not isinstance(content, str):
-            return f"'messages.{i}.content' : value must be a string"
+            continue
+        problem = _message_problem(i, message, called)
+        if problem:
+            return problem
+    problem = _tools_problem(body)
+    if problem:
+        return problem
     if "reasoning_effort" in body:
         allowed = EFFORTS.get(model_family(body["model"]))
         if allowed is None:
@@ -155,9 +166,80 @@ def validate_body(body: object) -> str | None:
     return None
 
 
+def _message_problem(i: int, message: dict, called: set[str]) -> str | None:
+    """Why one message is invalid (content, tool calls, tool results answering an earlier call), or None."""
+    calls = message.get("tool_calls") if message["role"] == "assistant" else None
+    if calls is not None:
+        if not isinstance(calls, list) or not calls:
+            return f"'messages.{i}.tool_calls' : minimum number of items is 1"
+        for n, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(call.get("id") if function else None, str) or not isinstance(function.get("name"), str):
+                return f"'messages.{i}.tool_calls.{n}' : property 'id' or 'function.name' is missing"
+            if not isinstance(function.get("arguments"), str):
+                return f"'messages.{i}.tool_calls.{n}.function.arguments' : value must be a string"
+            called.add(call["id"])
+        if message.get("content") is not None and not isinstance(message["content"], str):
+            return f"'messages.{i}.content' : value must be a string"
+        return None
+    if not isinstance(message.get("content"), str):
+        return f"'messages.{i}.content' : value must be a string"
+    if message["role"] == "tool" and message.get("tool_call_id") not in called:
+        return f"'messages.{i}' : a 'tool' message must answer a preceding message's 'tool_calls' (tool_call_id)"
+    return None
+
+
+def _tools_problem(body: dict) -> str | None:
+    """Why the `tools` offered are invalid (function shape, built-ins only on gpt-oss), or None."""
+    tools = body.get("tools")
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        return "'tools' : value must be an array"
+    for n, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind in BUILTIN_TOOLS:
+            if model_family(body["model"]) != "gpt-oss":
+                return f"`{kind}` is not supported with this model"
+        elif kind != "function":
+            return f"'tools.{n}.type' : value must be one of function, {', '.join(sorted(BUILTIN_TOOLS))}"
+        elif not isinstance(tool.get("function"), dict) or not isinstance(tool["function"].get("name"), str):
+            return f"'tools.{n}.function.name' : property 'name' is missing"
+    return None
+
+
+def tool_call_pieces(calls: list[dict], size: int = 6) -> list[dict]:
+    """Streamed `tool_calls` deltas: per call one with id, type, name and no arguments, then the arguments in pieces."""
+    pieces = []
+    for index, call in enumerate(calls):
+        head = {"index": index, "id": call["id"], "type": "function"}
+        pieces.append({**head, "function": {"name": call["name"], "arguments": ""}})
+        arguments = call["arguments"]
+        for start in range(0, len(arguments), size):
+            pieces.append({"index": index, "function": {"arguments": arguments[start : start + size]}})
+    return pieces
+
+
+def executed_tool_pieces(tools: list[dict]) -> list[dict]:
+    """Streamed `executed_tools` deltas: per tool one when it starts (type, arguments) and one when it is done."""
+    pieces = []
+    for tool in tools:
+        pieces.append({key: tool[key] for key in ("index", "type", "arguments")})
+        pieces.append(tool)
+    return pieces
+
+
+def full_tool_calls(calls: list[dict]) -> list[dict]:
+    """The `tool_calls` of a complete assistant message."""
+    return [
+        {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+        for call in calls
+    ]
+
+
 def usage_block(body: dict, script: Script, *, groq: bool) -> dict:
     """Usage as Groq reports it (token counts, details, timings), or the plain OpenAI counts; script overrides win."""
-    prompt = sum(len(m.get("content", "").split()) for m in body.get("messages", []) if isinstance(m, dict))
+    prompt = sum(len((m.get("content") or "").split()) for m in body.get("messages", []) if isinstance(m, dict))
     completion = len(script.tokens) + len(script.reasoning)
     usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
     if groq:

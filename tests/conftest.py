@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from fakes.groq import FakeGroq
+from fakes.mcp_orders import OrdersServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +37,14 @@ def fake_groq():
     """A started FakeGroq for one test, closed afterwards."""
     with FakeGroq() as fake:
         yield fake
+
+
+@pytest.fixture(scope="module")
+def mcp_orders(tmp_path_factory):
+    """The orders MCP server (fakes/mcp_orders.py, with its hanging and crashing tools) for one test module."""
+    server = OrdersServer(tmp_path_factory.mktemp("mcp") / "calls.jsonl").start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,7 +7,7 @@ import threading
 import socketio
 
 EVENTS = ("session_id", "history", "conversations", "bot_message", "bot_start", "bot_delta", "bot_status",
-          "error", "user_message_echo", "conversation_updated")
+          "error", "user_message_echo", "conversation_updated", "bot_reasoning", "bot_tool", "tool_approval")
 
 
 class LiveClient:

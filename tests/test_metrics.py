@@ -98,3 +98,17 @@ def test_metrics_apps_have_their_own_registries():
     first.connection_opened()
     assert samples(first)[("chatbot_connections_total", ())] == 1
     assert samples(second)[("chatbot_connections_total", ())] == 0
+
+
+def test_metrics_tool_calls_by_tool_and_outcome_with_latency():
+    """Tool steps are counted by tool and outcome; the ones we ran record their latency."""
+    metrics = Metrics()
+    metrics.tool_call("mcp:orders/lookup_order", "done", 0.2)
+    metrics.tool_call("mcp:orders/lookup_order", "error", 3.0)
+    metrics.tool_call("web_search", "done")
+    scraped = samples(metrics)
+    assert scraped[("chatbot_tool_calls_total", (("outcome", "done"), ("tool", "mcp:orders/lookup_order")))] == 1
+    assert scraped[("chatbot_tool_calls_total", (("outcome", "error"), ("tool", "mcp:orders/lookup_order")))] == 1
+    assert scraped[("chatbot_tool_calls_total", (("outcome", "done"), ("tool", "web_search")))] == 1
+    assert scraped[("chatbot_tool_call_seconds_count", (("tool", "mcp:orders/lookup_order"),))] == 2
+    assert ("chatbot_tool_call_seconds_count", (("tool", "web_search"),)) not in scraped

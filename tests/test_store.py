@@ -290,7 +290,7 @@ def test_delete_idle_owners_rejects_bad_seconds(store, idle_seconds):
 def test_conversation_create_get_list(store, owner):
     created = store.create_conversation(owner, "  My   chat ")
     assert set(created) == {"id", "title", "created_at", "updated_at", "model", "message_count", "instructions",
-                            "temperature", "max_tokens", "reasoning_effort", "project_id"}
+                            "temperature", "max_tokens", "reasoning_effort", "project_id", "tools"}
     assert created["title"] == "My chat"
     assert created["message_count"] == 0
     assert store.get_conversation(owner, created["id"]) == created

@@ -56,6 +56,18 @@ def test_replies_delta_log_and_final(replies):
     assert replies.owner_of(5) == ("o1", "c1")
 
 
+def test_replies_tool_steps_have_their_own_log(replies):
+    replies.reserve("c1", "o1", 3)
+    replies.begin(6, "c1", "o1")
+    replies.append(6, 0, "answer")
+    for seq, step in enumerate(['{"id": "step-1", "status": "running"}', '{"id": "step-1", "status": "done"}']):
+        replies.append(6, seq, step, "tool")
+    assert replies.since(6, 0, "tool") == (['{"id": "step-1", "status": "done"}'], None)
+    assert replies.since(6, -1) == (["answer"], None)  # the answer's log is untouched
+    replies.finish(6, {"message": "answer"})
+    assert len(replies.since(6, -1, "tool")[0]) == 2
+
+
 def test_replies_unknown_reply(replies):
     assert replies.since(999, -1) is None
     assert replies.owner_of(999) is None

@@ -33,10 +33,13 @@ StatusCallback = Callable[[dict], None]
 
 @dataclass(slots=True)
 class Delta:
-    """One piece of a reply: answer text and, from reasoning models, thinking kept apart."""
+    """One piece of a reply: answer text and, from reasoning models, thinking kept apart; tool calls are pieces too
+    (`tool_calls`: the streamed function-call pieces by index; `executed_tools`: Groq's built-in steps)."""
 
     text: str = ""
     reasoning: str = ""
+    tool_calls: list[dict] | None = None
+    executed_tools: list[dict] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +229,11 @@ class Provider(Protocol):
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
         options: StreamOptions | None = None,
+        tools: list[dict] | None = None,
     ) -> ReplyStream:
         """Prepare one reply to `messages` (system prompt first) with `model` (None: the default) and the
-        conversation's `options` (temperature, reply length cap, reasoning effort) over the provider's own."""
+        conversation's `options` (temperature, reply length cap, reasoning effort) over the provider's own,
+        offering `tools` (OpenAI-format entries; only providers that take tools are ever given any)."""
         ...
 
     def models(self) -> list[dict]:

@@ -73,9 +73,10 @@ class OpenAIDialectProvider(RetryPolicy):
         on_retry: RetryCallback | None = None,
         on_status: StatusCallback | None = None,
         options: StreamOptions | None = None,
+        tools: list[dict] | None = None,
     ) -> ReplyStream:
         """Prepare one reply to `messages` (system prompt included) with the conversation's `options` over the
-        operator's; the request starts on iteration."""
+        operator's, offering `tools`; the request starts on iteration."""
         request: dict = {"model": model or self.model, "messages": list(messages), "stream": True,
                          **copy.deepcopy(self.body_extras)}
         options = (options or NO_OPTIONS).over(self.temperature, self.max_tokens, None)
@@ -83,6 +84,8 @@ class OpenAIDialectProvider(RetryPolicy):
             request["temperature"] = options.temperature
         if options.max_tokens is not None:
             request[self.token_limit_field] = options.max_tokens
+        if tools:  # the turn's offered tools (chatbot.tools); their calls come back as deltas
+            request["tools"] = tools
         self.tune(request, options)
         if self.reasoning_fields is None:
             return ChatCompletionStream(self, request, on_retry)

@@ -158,9 +158,10 @@ class ChatCompletionStream(ReplyStream):
                 delta = choice.get("delta") or {}
                 text = delta.get("content") or ""
                 reasoning = next((delta[f] for f in self._reasoning_fields if delta.get(f)), "")
-                if text or reasoning:
+                calls, executed = delta.get("tool_calls"), delta.get("executed_tools")
+                if text or reasoning or calls or executed:
                     self._yielded = True
-                    yield Delta(text, reasoning)
+                    yield Delta(text, reasoning, calls or None, executed or None)
                 if choice.get("finish_reason"):
                     self._upstream_done = True
                     self._finish(choice["finish_reason"])

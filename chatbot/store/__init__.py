@@ -29,6 +29,7 @@ from .schema import (
 from .search import QUERY_MAX, SearchQueries
 from .settings import PresetNameTaken, SettingsQueries, TurnSettings
 from .shares import ShareQueries
+from .tools import ToolQueries
 from .tree import Branch, TreeQueries
 from .turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from .usage import QuotaExceeded, UsageQueries, reply_tokens
@@ -36,7 +37,7 @@ from .usage import QuotaExceeded, UsageQueries, reply_tokens
 
 class Store(FileQueries, ChunkQueries, ChartQueries, ImportQueries, ProjectQueries, ShareQueries, SettingsQueries,
             SearchQueries, TreeQueries, TurnQueries, UsageQueries, AccountQueries, MessageQueries, ConversationQueries,
-            Database):
+            ToolQueries, Database):
     """Conversation store shared by all handlers; each call runs in its own short transaction."""
 
 

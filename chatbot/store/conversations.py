@@ -101,7 +101,7 @@ class ConversationQueries:
                 conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))
         except IntegrityError as err:
             raise NotFound(owner_id) from err
-        return {**row, **NEW_CONVERSATION_SETTINGS, "created_at": _iso(now), "updated_at": _iso(now),
+        return {**row, **NEW_CONVERSATION_SETTINGS, "tools": None, "created_at": _iso(now), "updated_at": _iso(now),
                 "message_count": 0}
 
     def list_conversations(self, owner_id: str, limit: int = 200) -> list[dict]:

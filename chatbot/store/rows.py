@@ -135,6 +135,7 @@ _CONVERSATION_COLUMNS = (
     .correlate(conversations)
     .scalar_subquery()
     .label("message_count"),
+    conversations.c.tools,  # the tool ids its replies may use (0007)
 )
 
 

@@ -97,6 +97,7 @@ usage_hourly = sa.Table(
     sa.Column("hour", UTCDateTime, primary_key=True),
     sa.Column("messages", sa.Integer, nullable=False),
     sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"),  # tool steps of its replies (0007)
     sa.Index("ix_usage_hourly_hour", "hour"),  # the usage charts: every account's last 30 days
 )
 
@@ -109,6 +110,7 @@ conversations = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("model", sa.String(100), nullable=True),  # the model this conversation asks for (None: the default)
+    sa.Column("tools", sa.JSON(none_as_null=True), nullable=True),  # tool ids its replies may use (None: none; 0007)
     # The newest message of the path the conversation shows and continues (no foreign key: see messages.parent_id).
     sa.Column("active_leaf_id", sa.Integer, nullable=True),
     # The conversation's settings (None: the operator's defaults) and the project it is in, if any (team layer).
@@ -145,6 +147,7 @@ messages = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("model", sa.String(100), nullable=True),  # the model that wrote a reply
     sa.Column("speed", sa.JSON(none_as_null=True), nullable=True),  # {ttft, tokens_per_second} of a reply
+    sa.Column("tools", sa.JSON(none_as_null=True), nullable=True),  # a reply's tool steps, as `bot_tool` sent them
     # The message this one answers or follows (None: a first message). Messages form a tree; siblings are versions.
     # No foreign key: SQLite would cascade along a chain of parents one level at a time and stop at 1,000.
     sa.Column("parent_id", sa.Integer, nullable=True),
@@ -287,7 +290,7 @@ schema_version = sa.Table(
 # The keys of a message dict, in the order of its columns.
 MESSAGE_FIELDS = (
     "id", "conversation_id", "role", "content", "reasoning", "status", "created_at", "client_id", "usage",
-    "finish_reason", "error_code", "model", "speed", "parent_id", "attachments", "sources",
+    "finish_reason", "error_code", "model", "speed", "parent_id", "attachments", "sources", "tools",
 )  # fmt: skip
 
 

@@ -38,10 +38,12 @@ def _share(row: sa.Row) -> dict:
 
 
 def _snapshot(conn: Connection, conversation_id: str) -> list[dict]:
-    """The conversation's active path as stored now: finished text only (a reply still streaming is left out)."""
+    """The conversation's active path as stored now: finished text only (a reply still streaming is left out), with
+    a reply's tool steps."""
     leaf = conn.scalar(sa.select(active_leaf()).where(conversations.c.id == conversation_id))
     path, _ = read_path(conn, conversation_id, leaf, None)
-    return [{"role": m["role"], "content": m["content"], "created_at": m["created_at"], "model": m["model"]}
+    return [{"role": m["role"], "content": m["content"], "created_at": m["created_at"], "model": m["model"],
+             **({"tools": m["tools"]} if m.get("tools") else {})}
             for m in path if m["status"] != "streaming" and m["content"]]
 
 

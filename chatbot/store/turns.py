@@ -102,7 +102,7 @@ def _turn_conversation_query(lock: bool) -> sa.Select:
              .correlate(conversations).scalar_subquery())
     query = sa.select(conversations.c.id, conversations.c.title, conversations.c.created_at,
                       conversations.c.model, count.label("message_count"), active_leaf().label("leaf_id"),
-                      *TURN_SETTING_COLUMNS).select_from(WITH_PROJECT).where(
+                      *TURN_SETTING_COLUMNS, conversations.c.tools).select_from(WITH_PROJECT).where(
         conversations.c.id == sa.bindparam("conversation_id"), conversations.c.owner_id == sa.bindparam("owner_id"))
     return query.with_for_update(of=conversations) if lock else query
 
@@ -194,8 +194,8 @@ class TurnQueries:
                 active = self.create_conversation(owner_id)["id"]
                 self.set_active_conversation(owner_id, active)
             return owner_id, self.get_conversation(owner_id, active)
-        return owner_id, {**conversation, **NEW_CONVERSATION_SETTINGS, "created_at": _iso(now), "updated_at": _iso(now),
-                          "message_count": 0}
+        return owner_id, {**conversation, **NEW_CONVERSATION_SETTINGS, "tools": None, "created_at": _iso(now),
+                          "updated_at": _iso(now), "message_count": 0}
 
     def message_page(self, owner_id: str, conversation_id: str, before_id: int | None, limit: int
                      ) -> tuple[list[dict], bool]:
@@ -302,16 +302,20 @@ class TurnQueries:
     def finish_reply(self, reply_id: int, *, user_id: str | None, tokens: int, content: str | None = None,
                      reasoning: str | None = None, status: str | None = None, usage: dict | None = None,
                      finish_reason: str | None = None, error_code: str | None = None, model: str | None = None,
-                     speed: dict | None = None) -> None:
-        """A reply's final write, one transaction: its fields (None leaves a field as is) with one UPDATE by primary
-        key and, for an account, one more reply and `tokens` in this hour's usage. NotFound if the reply is gone."""
+                     speed: dict | None = None, tools: list[dict] | None = None) -> None:
+        """A reply's final write, one transaction: its fields (None leaves a field as is; `tools`: its tool steps)
+        with one UPDATE by primary key and, for an account, one more reply and `tokens` in this hour's usage.
+        NotFound if the reply is gone."""
         changes = _reply_changes(reply_id, content=content, reasoning=reasoning, status=status, usage=usage,
-                                 finish_reason=finish_reason, error_code=error_code, model=model, speed=speed)
+                                 finish_reason=finish_reason, error_code=error_code, model=model, speed=speed,
+                                 tools=tools)
         with self._transaction() as conn:
             if changes is not None and update_row(conn, messages, reply_id, **changes).rowcount == 0:
                 raise NotFound(reply_id)
             if user_id is not None:
-                self._count_usage(conn, user_id, tokens)
+                # A reply's tool steps count as tool calls, except the ones the person declined (never run).
+                calls = sum(1 for step in tools or () if step.get("status") != "declined")
+                self._count_usage(conn, user_id, tokens, calls)
 
     def touch_owner_if_before(self, owner_id: str, cutoff: datetime) -> None:
         """Record that the owner was seen, only when its last-seen time is older than `cutoff` (throttled writes)."""
@@ -331,7 +335,7 @@ class TurnQueries:
         if row is None:
             raise NotFound(conversation_id)
         return {"id": row.id, "title": row.title, "created_at": _iso(row.created_at), "model": row.model,
-                "message_count": row.message_count, **setting_fields(row)}, row.leaf_id
+                "message_count": row.message_count, **setting_fields(row), "tools": row.tools}, row.leaf_id
 
     def _edited(self, conn: Connection, conversation_id: str, message_id: int) -> int | None:
         """The parent of the user message being edited (its new version goes beside it)."""
@@ -358,7 +362,7 @@ class TurnQueries:
         row = {"conversation_id": conversation_id, "role": role, "content": content, "reasoning": None,
                "status": status, "created_at": now, "updated_at": now, "client_id": client_id, "usage": None,
                "finish_reason": None, "error_code": None, "model": None, "speed": None, "parent_id": parent_id,
-               "attachments": None, "sources": None}
+               "attachments": None, "sources": None, "tools": None}
         row["id"] = insert_row(conn, messages, **row).inserted_primary_key[0]
         return {**{name: row[name] for name in MESSAGE_FIELDS}, "created_at": _iso(now)}
 

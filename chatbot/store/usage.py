@@ -14,6 +14,8 @@ from .rows import _iso, _now
 from .schema import owners, usage_hourly, users
 
 USAGE_KEPT = timedelta(days=31)
+# The admin page's figures per account: replies, tokens and tool calls in the last 24 hours and 30 days.
+USAGE_FIGURES = ("messages_24h", "tokens_24h", "tool_calls_24h", "messages_30d", "tokens_30d", "tool_calls_30d")
 
 
 class QuotaExceeded(Exception):
@@ -48,8 +50,8 @@ class UsageQueries:
     """Usage and quota queries (mixed into Store, which provides `_transaction` and `dialect`)."""
 
     def users_with_usage(self) -> list[dict]:
-        """Every account (oldest first) with its state, role, last-seen time, and replies and tokens in the last
-        24 hours and 30 days — for the admin page."""
+        """Every account (oldest first) with its state, role, last-seen time, and replies, tokens and tool calls in
+        the last 24 hours and 30 days — for the admin page."""
         now = _hour(_now())
         day, month = now - timedelta(hours=23), now - timedelta(days=30)
 
@@ -59,14 +61,16 @@ class UsageQueries:
         totals = (sa.select(usage_hourly.c.user_id,
                             recent(usage_hourly.c.messages, day).label("messages_24h"),
                             recent(usage_hourly.c.tokens, day).label("tokens_24h"),
+                            recent(usage_hourly.c.tool_calls, day).label("tool_calls_24h"),
                             sa.func.sum(usage_hourly.c.messages).label("messages_30d"),
-                            sa.func.sum(usage_hourly.c.tokens).label("tokens_30d"))
+                            sa.func.sum(usage_hourly.c.tokens).label("tokens_30d"),
+                            sa.func.sum(usage_hourly.c.tool_calls).label("tool_calls_30d"))
                   .where(usage_hourly.c.hour > month).group_by(usage_hourly.c.user_id).subquery())
         query = (sa.select(users.c.id, users.c.username, users.c.role, users.c.state, users.c.created_at,
                            users.c.daily_token_limit, users.c.oidc_subject, owners.c.last_seen_at,
                            (users.c.password_hash.is_not(None)).label("has_password"),
                            *(sa.func.coalesce(totals.c[name], 0).label(name)
-                             for name in ("messages_24h", "tokens_24h", "messages_30d", "tokens_30d")))
+                             for name in USAGE_FIGURES))
                  .join(owners, owners.c.user_id == users.c.id)
                  .outerjoin(totals, totals.c.user_id == users.c.id)
                  .order_by(users.c.created_at, users.c.id))
@@ -75,7 +79,7 @@ class UsageQueries:
         for row in rows:
             row["created_at"] = _iso(row["created_at"])
             row["last_seen_at"] = _iso(row["last_seen_at"])
-            for name in ("messages_24h", "tokens_24h", "messages_30d", "tokens_30d"):
+            for name in USAGE_FIGURES:
                 row[name] = int(row[name])
         return rows
 
@@ -101,10 +105,12 @@ class UsageQueries:
         if limit and row.used >= limit:
             raise QuotaExceeded(limit, int(row.used), midnight + timedelta(days=1))
 
-    def _count_usage(self, conn: Connection, user_id: str, tokens: int) -> None:
-        """Add one reply and `tokens` to the account's counter for this hour (an upsert)."""
+    def _count_usage(self, conn: Connection, user_id: str, tokens: int, tool_calls: int = 0) -> None:
+        """Add one reply, `tokens` and `tool_calls` to the account's counter for this hour (an upsert)."""
         insert = (postgres_insert if self.dialect == "postgresql" else sqlite_insert)(usage_hourly)
-        statement = insert.values(user_id=user_id, hour=_hour(_now()), messages=1, tokens=tokens)
+        statement = insert.values(user_id=user_id, hour=_hour(_now()), messages=1, tokens=tokens,
+                                  tool_calls=tool_calls)
         conn.execute(statement.on_conflict_do_update(
             index_elements=[usage_hourly.c.user_id, usage_hourly.c.hour],
-            set_={"messages": usage_hourly.c.messages + 1, "tokens": usage_hourly.c.tokens + tokens}))
+            set_={"messages": usage_hourly.c.messages + 1, "tokens": usage_hourly.c.tokens + tokens,
+                  "tool_calls": usage_hourly.c.tool_calls + tool_calls}))

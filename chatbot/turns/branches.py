@@ -50,9 +50,9 @@ class BranchService:
         conversation_id = conversation_id or state.conversation_id
         self.turns.reserve(state, conversation_id)
         # Each one is one more upstream request: limits and quota as for a message.
-        turn = self.turns.begin_claimed(state, conversation_id, lambda quota: self.store.begin_regenerate(
-            state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES, page_size=self.settings["HISTORY_PAGE"],
-            quota=quota))
+        with self.turns.claimed(state, conversation_id) as quota:
+            turn = self.store.begin_regenerate(state.owner_id, conversation_id, context_limit=CONTEXT_MESSAGES,
+                                               page_size=self.settings["HISTORY_PAGE"], quota=quota)
         self.turns.limiter.count_message(state.owner_id, state.ip)
         self.turns.join_conversation(sid, state, conversation_id)
         self.turns.start_reply(state, turn)

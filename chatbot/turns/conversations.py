@@ -17,7 +17,7 @@ def unsaved_conversation(conversation_id: str) -> dict:
     """How a new visitor's conversation is listed before its row exists: empty, just made."""
     now = datetime.now(UTC).isoformat(timespec="microseconds")
     return {"id": conversation_id, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now, "model": None,
-            **NEW_CONVERSATION_SETTINGS, "message_count": 0}
+            **NEW_CONVERSATION_SETTINGS, "tools": None, "message_count": 0}
 
 
 class ConversationService:

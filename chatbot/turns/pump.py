@@ -22,6 +22,7 @@ from ..store.usage import reply_tokens
 from .checkpoints import Checkpointer, LiveReply
 from .outbox import Pacer, ReplyOutbox
 from .rooms import conversation_room, owner_room
+from .tooling import ReplySteps
 
 log = logging.getLogger("chatbot.pump")
 
@@ -32,10 +33,11 @@ CAUGHT_UP_SECONDS = 0.001
 class StreamPump:
     """Streams every reply of this process; `start` returns at once, the reply runs in a background task."""
 
-    def __init__(self, *, store, provider, replies, socketio, settings: dict[str, Any], metrics=None):
-        """Wire the pump to the store, provider, reply registry, Socket.IO server and (optional) metrics."""
+    def __init__(self, *, store, provider, replies, socketio, settings: dict[str, Any], metrics=None, tools=None):
+        """Wire the pump to the store, provider, reply registry, Socket.IO server, (optional) metrics and tool
+        service."""
         self.store, self.provider, self.replies, self.socketio = store, provider, replies, socketio
-        self.settings, self.metrics = settings, metrics
+        self.settings, self.metrics, self.tools = settings, metrics, tools
         self.show_reasoning = settings.get("SHOW_REASONING", True)
         self._streams: dict[int, Any] = {}
         self.pacer = Pacer(socketio.start_background_task, socketio.sleep, replies.stop_requested)
@@ -113,9 +115,18 @@ class StreamPump:
         box = self._outbox(reply_id, room, "bot_delta", "text")
         reasoning = self._outbox(reply_id, room, "bot_reasoning", "reasoning")
         gather = box.window > 0 and not self.provider.demo
+        steps = ReplySteps(reply_id, live.conversation_id, replies=self.replies, socketio=self.socketio,
+                           store=self.store)
         try:
-            stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status,
-                                          options=options)
+            if self.tools is not None and conversation.get("tools"):
+                # A reply that may use tools is a loop of requests behind the same stream contract.
+                stream = self.tools.stream(self.provider, context, model=reply["model"], enabled=conversation["tools"],
+                                           reply_id=reply_id, account=live.user_id or live.owner_id,
+                                           emit=steps.emit, ask=steps.ask, sleep=self.socketio.sleep,
+                                           on_retry=on_retry, on_status=on_status, options=options)
+            else:
+                stream = self.provider.stream(context, model=reply["model"], on_retry=on_retry, on_status=on_status,
+                                              options=options)
             self._streams[reply_id] = stream
             if self._interrupting:
                 stream.close()  # started as the shutdown's grace period ended
@@ -167,7 +178,8 @@ class StreamPump:
         box.flush()
         usage = getattr(stream, "usage", None)
         speed = reply_speed(usage, started, first)
-        self._finish(live, {**reply, "usage": usage, "speed": speed}, conversation, status, finish, error)
+        self._finish(live, {**reply, "usage": usage, "speed": speed, "tools": steps.final()}, conversation, status,
+                     finish, error)
         if self.metrics is not None:
             self.metrics.reply_finished(reply["model"], status if status != "error" else "error",
                                         speed and speed.get("ttft"), time.monotonic() - started,
@@ -191,7 +203,7 @@ class StreamPump:
             self.store.finish_reply(reply_id, user_id=live.user_id, tokens=reply_tokens(reply["usage"], text),
                                     content=text, reasoning=live.reasoning(), status=status, usage=reply["usage"],
                                     finish_reason=finish, error_code=error.code if error else None,
-                                    model=reply["model"], speed=reply["speed"])
+                                    model=reply["model"], speed=reply["speed"], tools=reply["tools"])
         except Exception:
             log.exception("reply=%s could not store its final state", reply_id)
         final = protocol.final_message({**reply, "content": text, "reasoning": live.reasoning()}, finish,

@@ -66,6 +66,7 @@ class ReplyState:
     conversation_id: str
     deltas: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)  # each `bot_tool` step as JSON, in seq order
     final: dict[str, Any] | None = None
     stop: bool = False
     finished_at: float | None = None
@@ -124,10 +125,10 @@ class MemoryReplies:
             return self._busy.get(conversation_id) or None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text") or reasoning ("reasoning"); seq is its index."""
+        """Log delta `seq` of a reply's answer (kind "text"), reasoning ("reasoning") or tool steps ("tool", JSON);
+        seq is its index."""
         with self._lock:
-            state = self._replies[reply_id]
-            (state.reasoning if kind == "reasoning" else state.deltas).append(text)
+            _log_of(self._replies[reply_id], kind).append(text)
 
     def finish(self, reply_id: int, final: dict[str, Any]) -> None:
         """Mark the reply done with its final payload and free its conversation."""
@@ -144,8 +145,7 @@ class MemoryReplies:
             state = self._replies.get(reply_id)
             if state is None:
                 return None
-            log = state.reasoning if kind == "reasoning" else state.deltas
-            return log[max(after_seq + 1, 0) :], state.final
+            return _log_of(state, kind)[max(after_seq + 1, 0) :], state.final
 
     def owner_of(self, reply_id: int) -> tuple[str, str] | None:
         """(owner, conversation) of a reply the registry knows, else None."""
@@ -175,6 +175,15 @@ class MemoryReplies:
         cutoff = time.monotonic() - FINISHED_TTL
         for reply_id in [r for r, s in self._replies.items() if s.finished_at and s.finished_at < cutoff]:
             del self._replies[reply_id]
+
+
+def _log_of(state: ReplyState, kind: str) -> list[str]:
+    """A reply's log of one kind of delta."""
+    return state.reasoning if kind == "reasoning" else state.tools if kind == "tool" else state.deltas
+
+
+# The Redis list that logs each kind of delta.
+_LOG_KEYS = {"text": "deltas", "reasoning": "reasoning", "tool": "tools"}
 
 
 class RedisReplies:
@@ -217,7 +226,7 @@ class RedisReplies:
         pipe = self._redis.pipeline(transaction=False)
         for reply_id, conversation_id in replies:
             for key in (self._key("busy", conversation_id), self._key("reply", reply_id),
-                        self._key("deltas", reply_id), self._key("reasoning", reply_id)):
+                        *(self._key(name, reply_id) for name in _LOG_KEYS.values())):
                 pipe.expire(key, int(RESERVATION_TTL))
         pipe.execute()
 
@@ -233,8 +242,8 @@ class RedisReplies:
         return int(value) if value and value != "0" else None
 
     def append(self, reply_id: int, seq: int, text: str, kind: str = "text") -> None:
-        """Log delta `seq` of a reply's answer (kind "text") or reasoning ("reasoning")."""
-        key = self._key("reasoning" if kind == "reasoning" else "deltas", reply_id)
+        """Log delta `seq` of a reply's answer (kind "text"), reasoning ("reasoning") or tool steps ("tool")."""
+        key = self._key(_LOG_KEYS.get(kind, "deltas"), reply_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.rpush(key, text)
         if seq == 0:
@@ -246,7 +255,7 @@ class RedisReplies:
         info = self._redis.hgetall(self._key("reply", reply_id))
         pipe = self._redis.pipeline()
         pipe.hset(self._key("reply", reply_id), "final", json.dumps(final))
-        for key in (self._key("reply", reply_id), self._key("deltas", reply_id), self._key("reasoning", reply_id)):
+        for key in (self._key("reply", reply_id), *(self._key(name, reply_id) for name in _LOG_KEYS.values())):
             pipe.expire(key, int(FINISHED_TTL))
         if info:
             pipe.delete(self._key("busy", info["conversation"]))
@@ -257,7 +266,7 @@ class RedisReplies:
         """(deltas of `kind` after `after_seq`, final or None), or None when the registry has no such reply."""
         pipe = self._redis.pipeline()
         pipe.hgetall(self._key("reply", reply_id))
-        pipe.lrange(self._key("reasoning" if kind == "reasoning" else "deltas", reply_id), max(after_seq + 1, 0), -1)
+        pipe.lrange(self._key(_LOG_KEYS.get(kind, "deltas"), reply_id), max(after_seq + 1, 0), -1)
         info, deltas = pipe.execute()
         if not info:
             return None

@@ -22,6 +22,7 @@ from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import Store
 from ..store.turns import LAST_SEEN_EVERY, first_conversation_id
+from ..tools.service import ToolService
 from .branches import BranchService
 from .conversations import ConversationService
 from .logins import LoginWatch
@@ -30,6 +31,7 @@ from .registry import Replies
 from .rooms import SocketState, conversation_room, owner_room
 from .starter import WELCOME, TurnStarter, quota_error
 from .team import TeamService
+from .tooling import ToolActions
 
 __all__ = ["STALE_REPLY_SECONDS", "WELCOME", "ChatService", "quota_error"]
 
@@ -45,14 +47,14 @@ class ChatService:
     """Runs connections and turns for every socket of this process."""
 
     def __init__(self, *, store: Store, provider: Provider, replies: Replies, limiter: RateLimiter, socketio: Any,
-                 settings: dict[str, Any], metrics: Metrics | None = None):
-        """Wire the service to its store, LLM provider, reply registry, rate limiter, Socket.IO server and
-        metrics; the branch, conversation and login services share its one TurnStarter."""
+                 settings: dict[str, Any], metrics: Metrics | None = None, tools: ToolService | None = None):
+        """Wire the service to its store, LLM provider, reply registry, rate limiter, Socket.IO server, metrics
+        and tool service; the branch, conversation and login services share its one TurnStarter."""
         self.store, self.provider, self.replies, self.limiter = store, provider, replies, limiter
         self.socketio = socketio
         self.settings = settings
         self.pump = StreamPump(store=store, provider=provider, replies=replies, socketio=socketio, settings=settings,
-                               metrics=metrics)
+                               metrics=metrics, tools=tools)
         self.turns = TurnStarter(store=store, provider=provider, replies=replies, limiter=limiter, pump=self.pump,
                                  socketio=socketio, settings=settings)
         self.sockets: dict[str, SocketState] = self.turns.sockets
@@ -62,6 +64,9 @@ class ChatService:
         self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
         self.attachments = self.turns.attachments
+        # The tool events read and write a conversation's row: a new visitor's rows are made first.
+        self.tools = ToolActions(tools, store=store, provider=provider, replies=replies, socketio=socketio,
+                                 state=self.turns.saved) if tools is not None else None
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -169,9 +174,10 @@ class ChatService:
         """Stop a reply in flight (the socket's conversation's, when no id is given)."""
         return self.turns.stop(sid, reply_id)
 
-    def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1) -> dict:
-        """Re-send a reply's reasoning after `after_reasoning_seq` and deltas after `after_seq` (and its final message
-        when done) to one socket."""
+    def resume(self, sid: str, reply_id: int, after_seq: int, after_reasoning_seq: int = -1,
+               after_tool_seq: int = -1) -> dict:
+        """Re-send a reply's reasoning after `after_reasoning_seq`, tool steps after `after_tool_seq` and deltas after
+        `after_seq` (and its final message when done) to one socket."""
         state = self.state(sid)
         owner = self.replies.owner_of(reply_id)
         # Join the room before reading the log: a delta sent meanwhile then arrives live (the client drops repeats).
@@ -184,6 +190,8 @@ class ChatService:
             for offset, text in enumerate(reasoning[0] if reasoning else []):
                 self.socketio.emit("bot_reasoning", {"reply_id": reply_id, "seq": after_reasoning_seq + 1 + offset,
                                                      "text": text}, to=sid)
+            if self.tools is not None:
+                self.tools.resume(sid, reply_id, after_tool_seq)
             for offset, text in enumerate(deltas):
                 self.socketio.emit("bot_delta", {"reply_id": reply_id, "seq": after_seq + 1 + offset,
                                                  "text": text}, to=sid)

@@ -4,6 +4,8 @@ ConversationService and LoginWatch all receive the one TurnStarter (none of them
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,14 +15,20 @@ from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import NotFound, Store
+from ..store.conversations import ConversationQueries
+from ..store.messages import MessageQueries
 from ..store.settings import turn_settings
-from ..store.turns import NotEditable, NothingToRegenerate, TurnStart
+from ..store.turns import NotEditable, NothingToRegenerate, TurnQueries, TurnStart
 from ..store.usage import QuotaExceeded
 from .attachments import Attachments
 from .context import CONTEXT_MESSAGES, build_context, stream_options, system_prompt
 from .pump import StreamPump
 from .registry import Replies
 from .rooms import SocketState, conversation_room
+
+# The parts of the Store (which mixes them) that starting a turn calls, named here so that a reader, or a tool that
+# follows a message from the socket handler to the final write, can go to their definitions.
+STORE_PARTS = (ConversationQueries, MessageQueries, TurnQueries)
 
 WELCOME = "Hi there! I'm ChatbotWS. Ask me anything — I answer as I think, word by word."
 
@@ -104,24 +112,8 @@ class TurnStarter:
             if existing is None:
                 raise
             return None, self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
-        def begin(quota: int | None, create: bool = state.unsaved and conversation_id == state.conversation_id
-                  ) -> TurnStart:
-            """Begin the turn in the store; a new visitor's rows are made in the same transaction (see `unsaved`)."""
-            try:
-                turn = self.store.begin_turn(
-                    state.owner_id, conversation_id, text, client_id=client_id, context_limit=CONTEXT_MESSAGES,
-                    edit_of=edit_of, page_size=None if edit_of is None else self.settings["HISTORY_PAGE"],
-                    quota=quota, create=create)
-            except NotFound:
-                if not create:
-                    raise
-                self.save(state)  # another tab of this visitor made the owner first: add this tab's conversation
-                return begin(quota, False)
-            if create:
-                self.mark_saved(state)
-            return turn
-
-        turn = self.begin_claimed(state, conversation_id, begin)
+        with self.claimed(state, conversation_id) as quota:
+            turn = self.begin_turn(state, conversation_id, text, client_id, edit_of, quota)
         if turn.duplicate:
             self.replies.release(conversation_id, state.owner_id)
             return None, self._duplicate_ack(turn.message, turn.reply, conversation_id)
@@ -129,6 +121,21 @@ class TurnStarter:
         self.join_conversation(sid, state, conversation_id)
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
+
+    def begin_turn(self, state: SocketState, conversation_id: str, text: str, client_id: str | None,
+                   edit_of: int | None, quota: int | None) -> TurnStart:
+        """Begin a claimed turn in the store; a new visitor's rows are made in the same transaction (see `unsaved`)."""
+        options = {"client_id": client_id, "context_limit": CONTEXT_MESSAGES, "edit_of": edit_of, "quota": quota,
+                   "page_size": None if edit_of is None else self.settings["HISTORY_PAGE"]}
+        if state.unsaved and conversation_id == state.conversation_id:
+            try:
+                turn = self.store.begin_turn(state.owner_id, conversation_id, text, create=True, **options)
+            except NotFound:
+                self.save(state)  # another tab of this visitor (or an upload) made the owner first
+            else:
+                self.mark_saved(state)
+                return turn
+        return self.store.begin_turn(state.owner_id, conversation_id, text, **options)
 
     def check_files(self, state: SocketState, conversation_id: str, file_ids: list[str] | None) -> list[dict]:
         """The files a message into `conversation_id` may carry (see Attachments.check); [] for none. Nothing is
@@ -140,13 +147,15 @@ class TurnStarter:
                  or self.provider.model)
         return self.attachments.check(state.owner_id, file_ids, model)
 
-    def begin_claimed(self, state: SocketState, conversation_id: str, begin) -> TurnStart:
-        """Check the message limits and begin a turn in a conversation this socket has claimed (`begin(quota)`
-        calls the store); the claim is released, and the store's refusal told in the protocol's words, on failure."""
+    @contextmanager
+    def claimed(self, state: SocketState, conversation_id: str) -> Iterator[int | None]:
+        """Check the message limits for a turn in a conversation this socket has claimed, and give the body (which
+        begins the turn in the store) the account's daily token quota; when the body fails, the claim is released and
+        the store's refusal told in the protocol's words."""
         try:
             # Checked once the conversation is free (a message refused as busy costs no budget), counted once stored.
             self.limiter.check_message(state.owner_id, state.ip)
-            return begin(None if state.user_id is None else self.settings["USER_DAILY_TOKENS"])
+            yield None if state.user_id is None else self.settings["USER_DAILY_TOKENS"]
         except BaseException as exc:
             self.replies.release(conversation_id, state.owner_id)
             if isinstance(exc, QuotaExceeded):

@@ -14,13 +14,15 @@ from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, emit
 
 import chatbot.protocol as protocol
+import chatbot.tools.wire as tool_wire
 
 from ..extensions import socketio
 from ..protocol import ChatError
 from ..store import NotFound
 from ..store.search import MAX_RESULTS, QUERY_MAX
+from ..turns.service import ChatService
 from .access import client_ip, socket_login
-from .services import chat, metrics, provider, tokens
+from .services import chat, metrics, provider, tokens, tools
 from .sessions import COOKIE_NAME
 from .team_events import TeamEvents
 
@@ -156,7 +158,7 @@ class ChatNamespace(TeamEvents, Namespace):
     def on_user_message(self, payload=None):
         """Sent by the browser when the user submits a message: store it, ack it, and stream the reply."""
         data = protocol.payload_dict(payload)
-        service = chat()
+        service: ChatService = chat()
         session_id = data.get("session_id")
         if session_id is not None and session_id != service.state(request.sid).owner_id:
             raise ChatError("session_not_found")
@@ -176,7 +178,8 @@ class ChatNamespace(TeamEvents, Namespace):
         """Sent after a reconnect: re-send the reply's deltas after `after_seq`, then its final message when done."""
         data = protocol.payload_dict(payload)
         return chat().resume(request.sid, protocol.reply_id(data), protocol.after_seq(data),
-                             protocol.after_seq(data, "after_reasoning_seq"))
+                             protocol.after_seq(data, "after_reasoning_seq"),
+                             protocol.after_seq(data, "after_tool_seq"))
 
     def on_regenerate(self, payload=None):
         """Sent when the user asks for another answer: a new version of the last reply streams (the old stays)."""
@@ -220,6 +223,28 @@ class ChatNamespace(TeamEvents, Namespace):
         data = protocol.payload_dict(payload)
         return chat().conversations.set_model(request.sid, protocol.required_id(data, "conversation_id"),
                                               protocol.model_id(data))
+
+    def on_list_tools(self, payload=None):
+        """Sent by the composer: the tools this conversation's provider and model can use (built-ins, MCP tools)."""
+        data = protocol.payload_dict(payload)
+        return tools().list_tools(request.sid, protocol.optional_id(data, "conversation_id"))
+
+    def on_update_conversation(self, payload=None):
+        """Sent when the user changes a conversation's settings: any subset of them (here: `tools`, which tools its
+        replies may use); every tab gets `conversation_updated`."""
+        data = protocol.payload_dict(payload)
+        conversation_id = protocol.required_id(data, "conversation_id")
+        ack = tools().choose(request.sid, conversation_id, tool_wire.tool_ids(data) if "tools" in data else None)
+        # The other settings belong to the team layer's handler, when the namespace takes one in (a mixin).
+        others = getattr(super(), "on_update_conversation", None)
+        if others is not None and set(data) - {"conversation_id", "tools"}:
+            return others(payload)
+        return ack
+
+    def on_approve_tool(self, payload=None):
+        """Sent by a tab answering `tool_approval`: run (or decline) a destructive step; the first answer wins."""
+        data = protocol.payload_dict(payload)
+        return tools().approve(request.sid, protocol.reply_id(data), tool_wire.step_id(data), tool_wire.approve(data))
 
     def on_list_conversations(self, payload=None):
         """Sent by the sidebar: the session's conversations, newest first."""

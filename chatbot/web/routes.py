@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from ..protocol import ChatError
 from ..store import NotFound
+from ..tools.summary import markdown_steps
 from ..turns.imports import IMPORT_MAX_BYTES
 from .access import auth_mode, current_login, current_user, login_required, request_owner
 from .auth import set_login_cookie
@@ -145,6 +146,7 @@ def to_markdown(conversation: dict, messages: list[dict]) -> str:
             thinking = "\n".join(f"> {line}" if line else ">" for line in message["reasoning"].splitlines())
             out += ["> **Thinking** (the model's reasoning before it answered; not part of the answer)", ">",
                     thinking, ""]
+        out += markdown_steps(message.get("tools"))
         out += [message["content"], "", *markdown_lines(message)]
     return "\n".join(out)
 

@@ -17,6 +17,7 @@ from ..store import Store
 from ..turns.accounts import AccountService
 from ..turns.registry import Replies
 from ..turns.service import ChatService
+from ..turns.tooling import ToolActions
 from .sessions import LoginTokens
 
 
@@ -52,6 +53,11 @@ def services(app: Flask | None = None) -> AppServices:
 def chat() -> ChatService:
     """The chat engine: connections, turns, branches and conversations."""
     return services().chat
+
+
+def tools() -> ToolActions:
+    """The tool events' work: list, choose, approve."""
+    return services().chat.tools
 
 
 def accounts() -> AccountService:

@@ -10,6 +10,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
 
 from ..store import NotFound
+from ..tools.summary import step_title
 from .access import anonymous_owner, auth_mode, current_user
 from .services import chat
 
@@ -44,7 +45,7 @@ def page(share_id: str):
         abort(404)
     owner = reader_owner()
     response = Response(render_template("share.html", share=share, can_continue=owner is not None,
-                                        page_config={"share_id": share["share_id"]}))
+                                        page_config={"share_id": share["share_id"]}, step_title=step_title))
     response.headers["X-Robots-Tag"] = NOINDEX
     response.headers["Cache-Control"] = "no-store"
     return response

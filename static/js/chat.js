@@ -23,6 +23,7 @@ import { ShareDialog } from "./sharing.js";
 import { Sidebar, titleOf } from "./sidebar.js";
 import { setDisconnected, setStatus, statusHooks } from "./status.js";
 import { showError } from "./toasts.js";
+import { ToolPicker, applyStep, showApproval, showSteps, stepsOf } from "./tools.js";
 
 const ACK_TIMEOUT_MS = 20000;
 const SIGN_IN_URL = "/signin";
@@ -101,6 +102,8 @@ const picker = new ModelPicker((model) => {
   });
 });
 
+const toolPicker = new ToolPicker(request);
+
 const sidebar = new Sidebar({
   open: (id) => request("open_conversation", { conversation_id: id }),
   create: () => request("new_conversation", {}).then((resp) => resp && composer.focus()),
@@ -150,6 +153,7 @@ Object.assign(hooks, {
   activated: (id) => {
     sidebar.setActive(id);
     picker.show(sidebar.find(id)?.model);
+    toolPicker.show(id, sidebar.find(id)?.tools);
   },
   conversation: (id) => sidebar.find(id),
   titleOf,
@@ -295,7 +299,7 @@ function editMessage(messageId, text) {
 /** Ask the server to replay a reply's deltas after the last one applied; give up cleanly if it is gone. */
 function resumeReply(reply) {
   const payload = { reply_id: reply.wire, after_seq: reply.nextSeq - 1,
-    after_reasoning_seq: reply.nextReasoningSeq - 1 };
+    after_reasoning_seq: reply.nextReasoningSeq - 1, after_tool_seq: (reply.nextToolSeq ?? 0) - 1 };
   state.socket.timeout(ACK_TIMEOUT_MS).emit("resume", payload, (err, resp) => {
     if (err || reply.done) return; // on a timeout the next reconnect's history sorts it out
     if (!resp || !resp.ok) finishReply(reply, { status: "interrupted" });
@@ -333,6 +337,8 @@ function onBotMessage(data) {
   finishReply(reply, { text: data.message ?? reply.text, status, note, reasoning: data.reasoning || null,
     usage: data.usage, speed: data.speed, model: data.model });
   setSources(reply.el, data.sources);
+  if (Array.isArray(data.tools)) reply.tools = new Map(data.tools.map((step) => [String(step.id), step]));
+  if (reply.el && reply.el.isConnected) showSteps(reply.el, stepsOf(reply));
   if (data.error && data.error.code === "model_unavailable") picker.nudge();
   followBottom();
   const label = status === "complete" ? "" : ` (${status === "error" ? "failed" : status})`;
@@ -431,6 +437,7 @@ function connect() {
   socket.on("conversation_updated", (data) => {
     if (!data || !data.conversation) return;
     sidebar.upsert(data.conversation);
+    toolPicker.remember(data.conversation);
     if (String(data.conversation.id) === view.activeId) picker.show(data.conversation.model);
     updateTitle();
   });
@@ -452,6 +459,23 @@ function connect() {
   socket.on("bot_delta", (data) => {
     const reply = view.replies.get(String(data.reply_id));
     if (reply) applyDelta(reply, Number(data.seq), String(data.text ?? ""));
+  });
+  socket.on("bot_tool", (data) => {
+    const known = view.replies.get(String(data.reply_id));
+    if (!known || !data.step) return;
+    const reply = ensureReplyBubble(data.reply_id, known.conversationId);
+    if (applyStep(reply, Number(data.seq), data.step) && reply.el && reply.el.isConnected) {
+      showSteps(reply.el, stepsOf(reply));
+    }
+  });
+  socket.on("tool_approval", (data) => {
+    const known = view.replies.get(String(data.reply_id));
+    if (!known) return;
+    const reply = ensureReplyBubble(data.reply_id, known.conversationId);
+    if (!reply.el || !reply.el.isConnected || reply.done) return;
+    showApproval(reply.el, data, (approve) => request("approve_tool",
+      { reply_id: reply.wire, step_id: data.step_id, approve }));
+    announce("The assistant asks before running a tool: approve or decline it in the reply.");
   });
   socket.on("bot_status", (data) => {
     const reply = view.replies.get(String(data.reply_id));

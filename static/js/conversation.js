@@ -7,6 +7,7 @@ import {
   addCopyButton, createMessage, setLabel, setNote, setStreaming, setText,
 } from "./messages.js";
 import { foldReasoning, setUsage, showReasoning } from "./reasoning.js";
+import { showSteps } from "./tools.js";
 
 const STICK_THRESHOLD_PX = 80;
 const FOUND_MS = 2400; // how long a message opened from search stays highlighted
@@ -236,6 +237,7 @@ function historyElement(message, conversationId, seen, toResume) {
     if (message.status === "streaming" && known) setText(el, known.text);
     showReasoning(el, message.reasoning || "");
     foldReasoning(el);
+    if (message.tools) showSteps(el, message.tools);
     setUsage(el, message.usage, message.speed, message.model);
     addCopyButton(el);
     setSources(el, message.sources);

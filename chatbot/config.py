@@ -17,6 +17,10 @@ from .model_families import ALL_EFFORTS, DEFAULT_GROQ_MODEL, REASONING_EFFORTS, 
 DEFAULT_SYSTEM_PROMPT = (
     "You are ChatbotWS, a friendly and concise assistant. Answer in Markdown; use fenced code blocks for code."
 )
+# What the local model is told instead: SmolLM2 was tuned with "You are a helpful AI assistant named SmolLM, trained
+# by Hugging Face"; in those words, with the app's name, it answers simple prompts better than with the prompt above
+# (bench/local_prompts.py).
+DEFAULT_LOCAL_SYSTEM_PROMPT = "You are a helpful AI assistant named ChatbotWS."
 
 
 class ConfigError(ValueError):
@@ -224,6 +228,7 @@ SETTINGS: dict[str, Setting] = {
     "LOCAL_THREADS": Setting(_number(int, 0, 256), 0),
     "LOCAL_MAX_TOKENS": Setting(_number(int, 1, 32768), 512),
     "LOCAL_TEMPERATURE": Setting(_number(float, 0, 2), 0.2),
+    "LOCAL_SYSTEM_PROMPT": Setting(_text, DEFAULT_LOCAL_SYSTEM_PROMPT),
     "SYSTEM_PROMPT": Setting(_text, DEFAULT_SYSTEM_PROMPT),
     "DEMO_TOKEN_DELAY": Setting(_number(float, 0, 5), 0.02),
     "DATABASE_URL": Setting(_optional, None),

@@ -150,7 +150,11 @@ def test_cleanup_deletes_idle_sessions_with_their_data(app, socket_client, recei
     idle = events.wait("session_id")
     ack = client.emit("user_message", {"message": "old stuff"}, callback=True)
     events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
-    fresh = received(socket_client()).wait("session_id")
+    fresh_client = socket_client()
+    fresh_events = received(fresh_client)
+    fresh = fresh_events.wait("session_id")
+    ack_fresh = fresh_client.emit("user_message", {"message": "new stuff"}, callback=True)
+    fresh_events.wait("bot_message", lambda d: d.get("reply_id") == ack_fresh["reply_id"])
     chat = app.extensions["chatbot"].chat
     with chat.store.engine.begin() as conn:
         conn.execute(sa.update(store_module.owners).where(store_module.owners.c.id == idle["session_id"])

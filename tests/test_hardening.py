@@ -359,7 +359,7 @@ def test_payload_malformed_is_refused_and_session_stays_usable(main, event, payl
     assert_no_leak(client.events, main.fake)
     assert len(main.fake.requests) == requests_before
     assert messages_of(main.store, session["session_id"]) == []
-    assert [c["title"] for c in main.store.list_conversations(session["session_id"])] == ["New chat"]
+    assert [c["title"] for c in client.call("list_conversations")["conversations"]] == ["New chat"]
     # The socket and the session stay usable.
     good = client.call("user_message", {"message": "still here"})
     assert good["ok"] is True

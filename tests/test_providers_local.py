@@ -244,3 +244,52 @@ def test_local_provider_leaves_the_loop_free_under_green_threads(local_model, mo
     advanced, deltas, finish = result.stdout.split()
     assert int(deltas) == 21 and finish == "stopped"
     assert int(advanced) >= 10, result.stdout
+
+
+class ScriptedModel:
+    """Stands in for the loaded model: streams the given pieces of text as llama-cpp-python's chunks."""
+
+    def __init__(self, pieces: list[str]):
+        """Stream `pieces`, then finish with "length"."""
+        self.pieces = pieces
+
+    def create_completion(self, prompt, **options):
+        """The chunks of a streamed completion."""
+        for piece in self.pieces:
+            yield {"choices": [{"text": piece, "finish_reason": None}]}
+        yield {"choices": [{"text": "", "finish_reason": "length"}]}
+
+
+def scripted(local, monkeypatch, pieces: list[str]) -> list[list[dict]]:
+    """Make `local` generate `pieces`; returns the list that collects the messages each prompt was built from."""
+    prompts: list[list[dict]] = []
+
+    def prompt(llama, messages, max_tokens):
+        prompts.append(messages)
+        return [1, 2, 3], max_tokens, [], None
+
+    monkeypatch.setattr(local._engine, "instance", lambda slot: ScriptedModel(pieces))
+    monkeypatch.setattr(local._engine, "prompt", prompt)
+    return prompts
+
+
+def test_local_provider_ends_a_role_play_transcript(provider, monkeypatch):
+    local = provider(max_tokens=50)
+    scripted(local, monkeypatch, ["Liam", ":", " Hello", " there", ".", "\n", "Emma", ":", " Hi", " Liam", "!"])
+    stream = local.stream(SHORT)
+    assert "".join(d.text for d in stream) == "Hello there."
+    assert stream.finish_reason == "stop"
+
+
+def test_local_provider_tells_the_model_its_own_system_prompt(provider, monkeypatch):
+    from chatbot.config import DEFAULT_LOCAL_SYSTEM_PROMPT as SYSTEM_PROMPT
+
+    local = provider(max_tokens=50, system_prompt=SYSTEM_PROMPT)
+    prompts = scripted(local, monkeypatch, ["Hello", "!"])
+    assert "".join(d.text for d in local.stream(SHORT)) == "Hello!"
+    assert prompts[-1] == [{"role": "system", "content": SYSTEM_PROMPT}, SHORT[1]]
+    assert "ChatbotWS" in SYSTEM_PROMPT
+    own = provider(max_tokens=50)  # by default, what the server sends
+    prompts = scripted(own, monkeypatch, ["Hi"])
+    list(own.stream(SHORT))
+    assert prompts[-1] == SHORT

@@ -85,18 +85,61 @@ def test_connect_of_a_returning_session_is_one_read(socket_client, received, fak
     assert (transactions.begins, transactions.writes) == (1, 0)
 
 
-def test_connect_of_a_new_session_writes_once(socket_client, received, transactions):
-    _, events, _ = connect(socket_client, received)
-    events.wait("history")
-    assert transactions.writes == 1
+def test_a_new_visitor_costs_the_store_nothing_until_its_first_message(socket_client, received, fake_groq,
+                                                                        transactions):
+    client, events, session = connect(socket_client, received)
+    history = events.wait("history")
+    assert history["messages"] == [] and events.wait("bot_message")["welcome"] is True
+    assert (transactions.begins, transactions.writes) == (0, 0)
+    listed = client.emit("list_conversations", {}, callback=True)  # the sidebar shows it as it will be stored
+    assert [c["id"] for c in listed["conversations"]] == [history["conversation_id"]]
+    assert listed["active_id"] == history["conversation_id"] and listed["conversations"][0]["message_count"] == 0
+    assert transactions.writes == 0
+    ack = client.emit("user_message", {"message": "first words"}, callback=True)
+    assert ack["ok"] is True and ack["conversation_id"] == history["conversation_id"]
+    events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
+    _, again, second = connect(socket_client, received, auth={"token": session["token"]})
+    assert second["session_id"] == session["session_id"]
+    shown = again.wait("history")
+    assert shown["conversation_id"] == history["conversation_id"]
+    assert [m["content"] for m in shown["messages"]] == ["first words", fake_groq.last_text]
+
+
+def test_two_tabs_of_a_new_visitor_share_its_conversation_before_it_is_stored(socket_client, received, fake_groq):
+    first, first_events, session = connect(socket_client, received)
+    second, second_events, _ = connect(socket_client, received, auth={"token": session["token"]})
+    conversation_id = first_events.wait("history")["conversation_id"]
+    assert second_events.wait("history")["conversation_id"] == conversation_id
+    ack = first.emit("user_message", {"message": "from the first tab"}, callback=True)
+    assert second_events.wait("user_message_echo")["message"]["content"] == "from the first tab"
+    first_events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
+    later = second.emit("user_message", {"message": "and from the other"}, callback=True)
+    assert later["ok"] is True and later["conversation_id"] == conversation_id
+    second_events.wait("bot_message", lambda d: d.get("reply_id") == later["reply_id"])
+    listed = first.emit("list_conversations", {}, callback=True)
+    assert [(c["id"], c["message_count"]) for c in listed["conversations"]] == [(conversation_id, 4)]
+
+
+def test_a_new_visitors_first_message_joins_rows_made_meanwhile(socket_client, received, fake_groq, app):
+    """A tab of the same visitor on another process stored first: this tab's first message finds the rows made."""
+    client, events, session = connect(socket_client, received)
+    conversation_id = events.wait("history")["conversation_id"]
+    app.extensions["chatbot"].store.create_session(session["session_id"], conversation_id)
+    ack = client.emit("user_message", {"message": "second to arrive"}, callback=True)
+    assert ack["ok"] is True and ack["conversation_id"] == conversation_id
+    events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
+    assert [m["content"] for m in storekit.messages_of(app.extensions["chatbot"].store, session["session_id"],
+                                              conversation_id)][0] == "second to arrive"
 
 
 def test_connect_writes_last_seen_only_when_stale(socket_client, received, app, transactions):
     from chatbot.store import owners
 
     store = app.extensions["chatbot"].store
-    _, events, session = connect(socket_client, received)
+    client, events, session = connect(socket_client, received)
     events.wait("history")
+    ack = client.emit("user_message", {"message": "make my rows"}, callback=True)
+    events.wait("bot_message", lambda d: d.get("reply_id") == ack["reply_id"])
     with store.engine.begin() as conn:
         conn.execute(sa.update(owners).where(owners.c.id == session["session_id"])
                      .values(last_seen_at=sa.func.now() - sa.text("INTERVAL '2 hours'")
@@ -114,6 +157,7 @@ def test_connect_writes_last_seen_only_when_stale(socket_client, received, app, 
 def fill(app, owner_id: str, conversation_id: str, n: int) -> list[int]:
     """Store n alternating questions and answers (n/2 finished turns) through the store; return their ids."""
     store = app.extensions["chatbot"].store
+    store.create_session(owner_id, conversation_id)  # a new visitor's rows wait for its first message: make them
     return [m["id"] for m in storekit.fill(store, owner_id, conversation_id, [f"m{i}" for i in range(n)])]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from ..protocol import ChatError
-from ..store import StorageFull
+from ..store import NotFound, StorageFull
 from ..store.files import PART_BYTES, public_info
 from .errors import FileRejected
 from .names import sanitize_filename
@@ -44,8 +44,14 @@ class FileService:
         if self.limiter is not None:
             self.limiter.upload(owner_id)
         try:
-            info = self.store.create_upload(owner_id, sanitize_filename(name), length,
-                                            quota=int(self.settings["USER_STORAGE_MB"] * MB))
+            try:
+                info = self.store.create_upload(owner_id, sanitize_filename(name), length,
+                                                quota=int(self.settings["USER_STORAGE_MB"] * MB))
+            except NotFound:
+                # A new visitor's rows wait for its first write (turns/service.py connect): this upload is one.
+                self.store.create_session(owner_id)
+                info = self.store.create_upload(owner_id, sanitize_filename(name), length,
+                                                quota=int(self.settings["USER_STORAGE_MB"] * MB))
         except StorageFull as exc:
             raise ChatError("storage_full", f"Your storage for files is full ({exc.used / MB:.1f} of "
                             f"{exc.quota / MB:g} MB used): delete some files first.") from None

@@ -55,7 +55,8 @@ def make_provider(settings: Mapping[str, Any]) -> Provider:
             return LocalProvider(settings.get("LOCAL_MODEL_PATH"), concurrency=settings.get("LOCAL_CONCURRENCY", 1),
                                  context=settings.get("LOCAL_CONTEXT", 4096), threads=settings.get("LOCAL_THREADS", 0),
                                  max_tokens=settings.get("LOCAL_MAX_TOKENS", 512),
-                                 temperature=settings.get("LOCAL_TEMPERATURE", 0.2))
+                                 temperature=settings.get("LOCAL_TEMPERATURE", 0.2),
+                                 system_prompt=settings.get("LOCAL_SYSTEM_PROMPT", ""))
         except LocalModelUnavailable as exc:
             if settings.get("LLM_PROVIDER") == "local":
                 raise

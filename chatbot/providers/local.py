@@ -21,6 +21,8 @@ from pathlib import Path
 
 from ..offload import Doorbell, run_native, start_native_thread
 from .base import NO_OPTIONS, Delta, ReplyStream, RetryCallback, StatusCallback, StreamOptions, upstream_error
+from .llama_params import amx_advertised, model_params
+from .roleplay import RolePlayGuard
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,8 @@ class _Engine:
         """Load the model file (mmap: the weights' pages are shared by every instance of the process)."""
         from llama_cpp import Llama
 
-        return Llama(model_path=str(self.path), n_ctx=self._context, n_threads=self._threads, verbose=False)
+        with model_params(use_extra_bufts=not amx_advertised()):
+            return Llama(model_path=str(self.path), n_ctx=self._context, n_threads=self._threads, verbose=False)
 
     @staticmethod
     def _make_formatter(llama):
@@ -271,19 +274,26 @@ class _LocalReplyStream(ReplyStream):
         if slot is None:
             return
         self._decoding = True
+        guard = RolePlayGuard()
         try:
             start_native_thread(self._decode, slot)
-            while True:
+            while not guard.ended:
                 done = not self._decoding  # read first: whatever was queued before the decoder ended is drained
-                while self._chunks:
+                while self._chunks and not guard.ended:
                     choice = self._chunks.popleft()["choices"][0]
                     if choice.get("finish_reason"):
                         self._finish(choice["finish_reason"])
-                    if choice.get("text"):
-                        yield Delta(choice["text"])
+                    text = guard.feed(choice.get("text") or "")
+                    if text:
+                        yield Delta(text)
                 if done:
                     break
                 run_native(self._bell.wait)
+            if guard.ended:  # a transcript went on with another speaker's line: the answer ends here
+                self._finish("stop")
+            tail = guard.flush()
+            if tail:
+                yield Delta(tail)
             if self._failure is not None and not self._closed:
                 exc = self._failure
                 raise upstream_error("upstream_unavailable", f"local model failed ({type(exc).__name__}: {exc})")
@@ -331,8 +341,12 @@ class LocalProvider:
     demo = False
 
     def __init__(self, model_path: str | None = None, *, concurrency: int = 1, context: int = 4096,
-                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2):
-        """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix."""
+                 threads: int = 0, max_tokens: int = 512, temperature: float = 0.2, seed: int | None = None,
+                 system_prompt: str = ""):
+        """Find and load the model (once per process); raises LocalModelUnavailable with the reason and the fix.
+
+        `system_prompt` replaces the system message the server sends (LOCAL_SYSTEM_PROMPT; "" keeps it); `seed`
+        fixes the sampler's (bench/local_prompts.py compares settings with it), None draws a new one each time."""
         problem = runtime_problem(model_path)
         if problem:
             raise LocalModelUnavailable(problem)
@@ -344,7 +358,9 @@ class LocalProvider:
         self.model = path.name.removesuffix(".gguf")
         self.notice = (f"Replies come from {self.model}, a small model running on this server: quick, but it often "
                        "gets facts wrong. For a stronger model set GROQ_API_KEY or OPENAI_BASE_URL and restart.")
-        self._sampling = {"max_tokens": max_tokens, "temperature": temperature}
+        self._system_prompt = system_prompt
+        self._sampling = {"max_tokens": max_tokens, "temperature": temperature,
+                          **({"seed": seed} if seed is not None else {})}
 
     def __repr__(self) -> str:
         """Name the provider and model."""
@@ -364,11 +380,15 @@ class LocalProvider:
         on_status: StatusCallback | None = None,
         options: StreamOptions | None = None,
     ) -> ReplyStream:
-        """Prepare one reply to `messages` with the conversation's temperature and length cap over the operator's;
-        it waits for a free slot when iterated (there is only one model)."""
+        """Prepare one reply to `messages` with the conversation's temperature and length cap over the operator's
+        (and LOCAL_SYSTEM_PROMPT in place of the system message); it waits for a free slot when iterated (there is
+        only one model)."""
         options = (options or NO_OPTIONS).over(self._sampling["temperature"], self._sampling["max_tokens"], None)
-        return _LocalReplyStream(self._engine, list(messages),
-                                 {"max_tokens": options.max_tokens, "temperature": options.temperature}, on_status)
+        messages = list(messages)
+        if self._system_prompt and messages and messages[0].get("role") == "system":
+            messages[0] = {**messages[0], "content": self._system_prompt}
+        return _LocalReplyStream(self._engine, messages, {**self._sampling, "max_tokens": options.max_tokens,
+                                                          "temperature": options.temperature}, on_status)
 
     def models(self) -> list[dict]:
         """The one local model."""

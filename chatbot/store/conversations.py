@@ -86,13 +86,16 @@ class ConversationQueries:
             raise NotFound(conversation_id)
         return row
 
-    def create_conversation(self, owner_id: str, title: str = DEFAULT_TITLE) -> dict:
-        """Create a conversation for the owner; NotFound if the owner does not exist."""
+    def create_conversation(self, owner_id: str, title: str = DEFAULT_TITLE, *, conversation_id: str | None = None
+                            ) -> dict:
+        """Create a conversation for the owner (with the given id, or a fresh one); NotFound if the owner does not
+        exist."""
         title = _clean_title(title)
-        if not _valid_id(owner_id):
+        if not _valid_id(owner_id) or (conversation_id is not None and not _valid_id(conversation_id)):
             raise NotFound(owner_id)
         now = _now()
-        row = {"id": uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now, "model": None}
+        row = {"id": conversation_id or uuid.uuid4().hex, "title": title, "created_at": now, "updated_at": now,
+               "model": None}
         try:
             with self._transaction() as conn:
                 conn.execute(sa.insert(conversations).values(owner_id=owner_id, **row))

@@ -34,6 +34,16 @@ from .schema import MESSAGE_FIELDS, conversations, messages, owners, users
 from .settings import TURN_SETTING_COLUMNS, WITH_PROJECT, setting_fields
 from .tree import active_leaf, add_versions, read_path
 
+# The namespace of first_conversation_id.
+FIRST_CONVERSATION = uuid.UUID("6b0c1a52-3f7e-4d1b-9a0e-2c5d8e4f7a31")
+
+
+def first_conversation_id(owner_id: str) -> str:
+    """The id of an owner's first conversation, derived from the owner's: a new visitor's tabs (on any process) show
+    it before its rows exist, and whatever writes them first makes that one. (Ids are owner-scoped: knowing one
+    reveals nothing.)"""
+    return uuid.uuid5(FIRST_CONVERSATION, owner_id).hex
+
 
 @dataclass
 class TurnStart:
@@ -155,14 +165,15 @@ class TurnQueries:
         user = (row.state, row.session_version) if user_id is not None else None
         return OwnerState(owner_id, row.last_seen_at, row.id, page, more, user)
 
-    def create_session(self, owner_id: str | None = None) -> tuple[str, dict]:
-        """A new owner (the given id, or a fresh one) with one empty, active conversation: (owner id, conversation)."""
+    def create_session(self, owner_id: str | None = None, conversation_id: str | None = None) -> tuple[str, dict]:
+        """A new owner (the given id, or a fresh one) with one empty, active conversation (the given id, or the
+        owner's first_conversation_id): (owner id, conversation)."""
         owner_id = owner_id or uuid.uuid4().hex
-        if not _valid_id(owner_id):
-            raise ValueError("owner id must be 32 lowercase hex characters")
+        if not _valid_id(owner_id) or (conversation_id is not None and not _valid_id(conversation_id)):
+            raise ValueError("owner and conversation ids must be 32 lowercase hex characters")
         now = _now()
-        conversation = {"id": uuid.uuid4().hex, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now,
-                        "model": None}
+        conversation = {"id": conversation_id or first_conversation_id(owner_id), "title": DEFAULT_TITLE,
+                        "created_at": now, "updated_at": now, "model": None}
         try:
             with self._transaction() as conn:
                 insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
@@ -171,6 +182,13 @@ class TurnQueries:
         except IntegrityError:
             # Two tabs restoring one unknown session at once: the other made it; use what it made.
             self.touch_owner(owner_id)
+            if conversation_id is not None:  # ... the conversation this tab shows too, or else add it, active
+                try:
+                    return owner_id, self.get_conversation(owner_id, conversation_id)
+                except NotFound:
+                    conversation = self.create_conversation(owner_id, conversation_id=conversation_id)
+                    self.set_active_conversation(owner_id, conversation_id)
+                    return owner_id, conversation
             active = self.get_active_conversation(owner_id)
             if active is None:
                 active = self.create_conversation(owner_id)["id"]
@@ -204,11 +222,14 @@ class TurnQueries:
 
     def begin_turn(self, owner_id: str, conversation_id: str, content: str, *, client_id: str | None,
                    context_limit: int, edit_of: int | None = None, page_size: int | None = None,
-                   quota: int | None = None) -> TurnStart:
+                   quota: int | None = None, create: bool = False) -> TurnStart:
         """In one transaction: the idempotency check, the user message (after the active leaf, or beside the user
         message `edit_of`), the streaming reply row (the new active leaf), the conversation's order/title and the
         owner's active conversation, and the context: the path's newest `context_limit` messages (and its newest
         `page_size` with versions, to show).
+
+        With `create` (a new visitor's first message), the owner and the empty conversation are made first, in the
+        same transaction (NotFound if another tab made the owner meanwhile: create_session then sorts it out).
 
         With `quota` (the default daily tokens, 0 = none), the owner's account must have tokens left today
         (QuotaExceeded otherwise; a resend of a stored message is answered first)."""
@@ -220,6 +241,11 @@ class TurnQueries:
         now = _now()
         try:
             with self._transaction() as conn:
+                if create:
+                    insert_row(conn, owners, id=owner_id, created_at=now, last_seen_at=now,
+                               active_conversation_id=conversation_id)
+                    insert_row(conn, conversations, owner_id=owner_id, id=conversation_id, title=DEFAULT_TITLE,
+                               created_at=now, updated_at=now, model=None)
                 # The row lock queues a concurrent resend behind this transaction, so it then sees our row.
                 conversation, leaf = self._turn_conversation(conn, owner_id, conversation_id)
                 if client_id is not None:
@@ -237,7 +263,7 @@ class TurnQueries:
                 return self._started(conn, owner_id, conversation, message, reply, now, context_limit, page_size)
         except IntegrityError as err:
             # A concurrent resend committed the same client_id first, or the conversation was just deleted.
-            if client_id is not None:
+            if client_id is not None and not create:
                 with self._transaction(write=False) as conn:
                     conversation, _ = self._turn_conversation(conn, owner_id, conversation_id, lock=False)
                     duplicate = self._duplicate(conn, conversation, client_id)

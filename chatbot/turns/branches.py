@@ -28,7 +28,7 @@ class BranchService:
         """Store `text` as a new version of one of the session's user messages and stream its reply; returns the ack.
         The new version carries `attachments` when given, else the same files as the old one. Busy and idempotency
         as for a user message."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         original = self.store.get_message(state.owner_id, message_id)  # NotFound for a foreign or unknown id
         if original["role"] != "user":
             raise ChatError("invalid_message", "Only your own messages can be edited.")
@@ -46,7 +46,7 @@ class BranchService:
 
     def regenerate(self, sid: str, conversation_id: str | None) -> dict:
         """Stream a new version of the last reply of a conversation (the old one is kept); returns the ack."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         conversation_id = conversation_id or state.conversation_id
         self.turns.reserve(state, conversation_id)
         # Each one is one more upstream request: limits and quota as for a message.
@@ -62,7 +62,7 @@ class BranchService:
     def switch(self, sid: str, message_id: int) -> dict:
         """Make the newest path under one of the session's messages active and show it in this socket; every tab
         showing that conversation gets the new `history`. Refused as busy while a reply streams there."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         conversation_id = self.store.get_message(state.owner_id, message_id)["conversation_id"]  # NotFound
         # Held like a turn, so that no reply can start on the path being left while the switch writes.
         if self.replies.reserve(conversation_id, state.owner_id, _NO_REPLY_CAP):

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from ..protocol import ChatError
+from ..store.rows import DEFAULT_TITLE, NEW_CONVERSATION_SETTINGS
 from .rooms import owner_room
 from .starter import TurnStarter
 
 log = logging.getLogger("chatbot.conversations")
+
+
+def unsaved_conversation(conversation_id: str) -> dict:
+    """How a new visitor's conversation is listed before its row exists: empty, just made."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    return {"id": conversation_id, "title": DEFAULT_TITLE, "created_at": now, "updated_at": now, "model": None,
+            **NEW_CONVERSATION_SETTINGS, "tools": None, "message_count": 0}
 
 
 class ConversationService:
@@ -21,12 +30,17 @@ class ConversationService:
         self._stale_reply_seconds = stale_reply_seconds
 
     def list(self, sid: str) -> dict:
-        """The session's conversations, newest first."""
-        return {"ok": True, **self._conversation_list(self.turns.state(sid).owner_id)}
+        """The session's conversations, newest first (with the one a new visitor sees before its rows exist)."""
+        state = self.turns.state(sid)
+        listed = self._conversation_list(state.owner_id)
+        if state.unsaved:
+            listed["conversations"].insert(0, unsaved_conversation(state.conversation_id))
+            listed["active_id"] = state.conversation_id
+        return {"ok": True, **listed}
 
     def new(self, sid: str, preset_id: str | None = None) -> dict:
         """Create a conversation (with a preset's settings, when given) and show it in this socket."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         preset = None if preset_id is None else self.store.get_preset(state.owner_id, preset_id)
         conversation = self.store.create_conversation(state.owner_id)
@@ -40,7 +54,7 @@ class ConversationService:
 
     def open(self, sid: str, conversation_id: str) -> dict:
         """Show another of the session's conversations in this socket."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         conversation = self.store.get_conversation(state.owner_id, conversation_id)
         self.turns.switch(sid, state, conversation_id)
         self.turns.send_view(sid)
@@ -48,7 +62,7 @@ class ConversationService:
 
     def rename(self, sid: str, conversation_id: str, title: str) -> dict:
         """Rename one of the session's conversations; every tab gets the changed one."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         conversation = self.store.rename_conversation(state.owner_id, conversation_id, title)
         self.turns.socketio.emit("conversation_updated", {"conversation": conversation},
@@ -57,7 +71,7 @@ class ConversationService:
 
     def delete(self, sid: str, conversation_id: str) -> dict:
         """Delete one of the session's conversations (stopping its reply); sockets showing it move on."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         self.store.get_conversation(state.owner_id, conversation_id)
         active = self.turns.replies.active(conversation_id)
@@ -103,7 +117,7 @@ class ConversationService:
 
     def set_model(self, sid: str, conversation_id: str, model: str | None) -> dict:
         """Make one of the session's conversations use `model` (None: the default); every tab gets the change."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         if model is not None and not self._offered(model):
             raise ChatError("model_unavailable", f"The model “{model}” is not one you can pick here. "

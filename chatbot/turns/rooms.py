@@ -14,6 +14,7 @@ class SocketState:
     ip: str
     user_id: str | None = None  # the signed-in account (None: an anonymous session)
     generation: int | None = None  # its login generation when the socket connected
+    unsaved: bool = False  # a new visitor's owner and conversation rows wait for its first message or change
 
 
 def conversation_room(conversation_id: str) -> str:

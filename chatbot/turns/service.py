@@ -9,6 +9,7 @@ works the same under eventlet, gevent and threads, and across processes with a m
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
 from ..store import Store
-from ..store.turns import LAST_SEEN_EVERY
+from ..store.turns import LAST_SEEN_EVERY, first_conversation_id
 from ..tools.service import ToolService
 from .branches import BranchService
 from .conversations import ConversationService
@@ -38,6 +39,7 @@ log = logging.getLogger("chatbot.chat")
 
 # A reply with no checkpoint for this long belongs to a dead process (checkpoints come every CHECKPOINT_SECONDS).
 STALE_REPLY_SECONDS = 120.0
+
 
 
 
@@ -62,8 +64,9 @@ class ChatService:
         self.team = TeamService(self.turns, self.conversations)
         self.logins = LoginWatch(self.turns)
         self.attachments = self.turns.attachments
+        # The tool events read and write a conversation's row: a new visitor's rows are made first.
         self.tools = ToolActions(tools, store=store, provider=provider, replies=replies, socketio=socketio,
-                                 state=self.turns.state) if tools is not None else None
+                                 state=self.turns.saved) if tools is not None else None
         # A returning session's last-seen time is written at most this often (the idle clean-up needs no more).
         self._seen_every = min(LAST_SEEN_EVERY, timedelta(days=settings["SESSION_TTL_DAYS"]) / 4)
 
@@ -102,7 +105,8 @@ class ChatService:
         """Attach a socket to its session (a new one when `owner_id` is None or unknown).
 
         Returns (owner id, the `history` payload of its active conversation). A returning session with an active
-        conversation costs one read; its last-seen time is written only when it is older than the throttle.
+        conversation costs one read; its last-seen time is written only when it is older than the throttle. A new
+        one costs nothing: its rows are written when it first needs them.
         With `user_id`, the owner must be that account's space and the account active at login `generation`, checked in
         the same read (auth_required otherwise; no session is made for it).
         """
@@ -110,9 +114,12 @@ class ChatService:
         session = self.store.open_session(owner_id, page, user_id=user_id) if owner_id else None
         if user_id is not None and (session is None or session.user != ("active", generation)):
             raise ChatError("auth_required")
-        if session is None:
-            owner_id, conversation = self.store.create_session(owner_id)
-            conversation_id, messages, more = conversation["id"], [], False
+        unsaved = session is None
+        if unsaved:
+            # A new visitor: its rows are written at its first message or change (TurnStarter.saved), so a
+            # connect costs the store nothing and never waits behind the turns writing to it.
+            owner_id, messages, more = owner_id or uuid.uuid4().hex, [], False
+            conversation_id = first_conversation_id(owner_id)
         else:
             conversation_id, messages, more = session.conversation_id, session.messages, session.more
             if conversation_id is None:  # its active conversation was deleted: start a fresh one
@@ -120,7 +127,7 @@ class ChatService:
                 self.store.set_active_conversation(owner_id, conversation_id)
             elif session.last_seen_at < datetime.now(UTC) - self._seen_every:
                 self.store.touch_owner_if_before(owner_id, datetime.now(UTC) - self._seen_every)
-        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, generation)
+        self.sockets[sid] = SocketState(owner_id, conversation_id, ip, user_id, generation, unsaved)
         self.socketio.server.enter_room(sid, owner_room(owner_id))
         self.socketio.server.enter_room(sid, conversation_room(conversation_id))
         return owner_id, protocol.history(conversation_id, messages, more, reasoning=self.show_reasoning)
@@ -149,8 +156,8 @@ class ChatService:
 
     def user_message(self, sid: str, text: str, conversation_id: str | None, client_id: str | None,
                      attachments: list[str] | None = None) -> dict:
-        """Store a user message (with the files it carries) and start its reply; returns the ack. Files are checked
-        before anything is stored (a refusal leaves nothing behind)."""
+        """Store a user message (with the files it carries) and start its reply in one transaction (a new visitor's
+        rows too); returns the ack. Files are checked before anything is stored (a refusal leaves nothing behind)."""
         state = self.state(sid)
         conversation_id = conversation_id or state.conversation_id
         files = self.turns.check_files(state, conversation_id, attachments)

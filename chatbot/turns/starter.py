@@ -14,7 +14,7 @@ import chatbot.protocol as protocol
 from ..protocol import ChatError
 from ..providers import Provider
 from ..ratelimit import RateLimiter
-from ..store import Store
+from ..store import NotFound, Store
 from ..store.conversations import ConversationQueries
 from ..store.messages import MessageQueries
 from ..store.settings import turn_settings
@@ -57,6 +57,34 @@ class TurnStarter:
             raise ChatError("session_not_found")
         return state
 
+    def saved(self, sid: str) -> SocketState:
+        """The socket's state, its owner and conversation rows written first if they wait (see `unsaved`)."""
+        state = self.state(sid)
+        self.save(state)
+        return state
+
+    def save(self, state: SocketState) -> None:
+        """Write a new visitor's owner and conversation rows (another tab may have made the owner already)."""
+        if state.unsaved:
+            self.store.create_session(state.owner_id, state.conversation_id)
+            self.mark_saved(state)
+
+    def save_owner(self, owner_id: str) -> None:
+        """Make sure an owner's rows exist (for an HTTP request such as an import): a new visitor with a tab on this
+        process gets the conversation that tab shows; otherwise the owner is made, or kept as it is."""
+        waiting = next((s for s in self.sockets.values() if s.unsaved and s.owner_id == owner_id), None)
+        if waiting is not None:
+            self.save(waiting)
+        else:
+            self.store.create_session(owner_id)
+
+    def mark_saved(self, state: SocketState) -> None:
+        """A new visitor's rows exist now: for every tab of this process showing its conversation."""
+        for other in self.sockets.values():
+            if other.unsaved and (other.owner_id, other.conversation_id) == (state.owner_id, state.conversation_id):
+                other.unsaved = False
+        state.unsaved = False
+
     def send_history(self, sid: str, history: dict) -> None:
         """Send a socket the conversation it shows (`history`), and the welcome when it is empty."""
         self.socketio.emit("history", history, to=sid)
@@ -85,9 +113,7 @@ class TurnStarter:
                 raise
             return None, self._duplicate_ack(existing, self.store.reply_after(existing["id"]), conversation_id)
         with self.claimed(state, conversation_id) as quota:
-            turn = self.store.begin_turn(
-                state.owner_id, conversation_id, text, client_id=client_id, context_limit=CONTEXT_MESSAGES,
-                edit_of=edit_of, page_size=None if edit_of is None else self.settings["HISTORY_PAGE"], quota=quota)
+            turn = self.begin_turn(state, conversation_id, text, client_id, edit_of, quota)
         if turn.duplicate:
             self.replies.release(conversation_id, state.owner_id)
             return None, self._duplicate_ack(turn.message, turn.reply, conversation_id)
@@ -96,12 +122,29 @@ class TurnStarter:
         return turn, {"ok": True, "message_id": turn.message["id"], "reply_id": turn.reply["id"],
                       "conversation_id": conversation_id}
 
+    def begin_turn(self, state: SocketState, conversation_id: str, text: str, client_id: str | None,
+                   edit_of: int | None, quota: int | None) -> TurnStart:
+        """Begin a claimed turn in the store; a new visitor's rows are made in the same transaction (see `unsaved`)."""
+        options = {"client_id": client_id, "context_limit": CONTEXT_MESSAGES, "edit_of": edit_of, "quota": quota,
+                   "page_size": None if edit_of is None else self.settings["HISTORY_PAGE"]}
+        if state.unsaved and conversation_id == state.conversation_id:
+            try:
+                turn = self.store.begin_turn(state.owner_id, conversation_id, text, create=True, **options)
+            except NotFound:
+                self.save(state)  # another tab of this visitor (or an upload) made the owner first
+            else:
+                self.mark_saved(state)
+                return turn
+        return self.store.begin_turn(state.owner_id, conversation_id, text, **options)
+
     def check_files(self, state: SocketState, conversation_id: str, file_ids: list[str] | None) -> list[dict]:
         """The files a message into `conversation_id` may carry (see Attachments.check); [] for none. Nothing is
         stored, so a refusal leaves nothing behind."""
         if not file_ids:
             return []
-        model = self.store.get_conversation(state.owner_id, conversation_id).get("model") or self.provider.model
+        stored = not (state.unsaved and conversation_id == state.conversation_id)  # a new visitor's has no model
+        model = (stored and self.store.get_conversation(state.owner_id, conversation_id).get("model")
+                 or self.provider.model)
         return self.attachments.check(state.owner_id, file_ids, model)
 
     @contextmanager

@@ -45,7 +45,7 @@ class TeamService:
 
     def update_conversation(self, sid: str, conversation_id: str, changes: dict) -> dict:
         """Set any of a conversation's settings and its project; every tab gets `conversation_updated`."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         conversation = self.store.update_conversation_settings(state.owner_id, conversation_id, changes)
         self._tell(state.owner_id, "conversation_updated", {"conversation": conversation})
@@ -59,7 +59,7 @@ class TeamService:
 
     def create_project(self, sid: str, name: str, instructions: str) -> dict:
         """Create a project; every tab gets the new `projects` list."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         project = self._checked(lambda: self.store.create_project(state.owner_id, name, instructions))
         self._projects_changed(state.owner_id)
@@ -67,7 +67,7 @@ class TeamService:
 
     def update_project(self, sid: str, project_id: str, changes: dict) -> dict:
         """Rename, re-instruct or (un)pin a project; every tab gets the new `projects` list."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         if changes.pop("files", None):
             # Projects hold no files yet: every file id is an unknown one.
@@ -90,7 +90,7 @@ class TeamService:
 
     def share_conversation(self, sid: str, conversation_id: str, expires_at: datetime | None) -> dict:
         """Make (or refresh) the read-only link to a snapshot of a conversation's active path."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         if self.settings["SHARE_LINKS"] == "off":
             raise invalid("Share links are turned off on this server.")
         self.limiter.action(state.owner_id)
@@ -116,7 +116,7 @@ class TeamService:
     def continue_share(self, owner_id: str, share_id: str) -> dict:
         """Copy a live link's snapshot into a reader's own conversations (their active one from now); a session
         whose page was loaded but whose socket never connected is made first. NotFound when the link is not live."""
-        self.store.create_session(owner_id)  # kept as it is when it exists
+        self.turns.save_owner(owner_id)
         return self.store.copy_share(owner_id, share_id)
 
     def import_file(self, owner_id: str, raw: bytes) -> dict:
@@ -124,7 +124,7 @@ class TeamService:
         gets the new conversation list."""
         self.limiter.action(owner_id)
         imported = run_native(parse_import, raw)  # a big file's parsing must not hold the event loop
-        self.store.create_session(owner_id)  # a session whose page was loaded but whose socket never connected
+        self.turns.save_owner(owner_id)  # a session whose page was loaded but whose tabs never wrote
         try:
             made = self.store.import_conversations(owner_id, imported)
         except ValueError as exc:
@@ -151,7 +151,7 @@ class TeamService:
 
     def save_preset(self, sid: str, name: str, settings: dict, replace: bool) -> dict:
         """Keep settings under a name (replacing one of that name only when asked)."""
-        state = self.turns.state(sid)
+        state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
         try:
             preset = self._checked(lambda: self.store.save_preset(state.owner_id, name, settings, replace=replace))

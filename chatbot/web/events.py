@@ -49,6 +49,27 @@ def count_refusal(error: ChatError) -> None:
         metrics().rate_limited(error.kind or "other")
 
 
+def greet(service, sid: str, hello: dict, history: dict) -> None:
+    """Send a connected socket its `session_id`, then the conversation it shows (and the welcome)."""
+    socketio.emit("session_id", hello, to=sid)
+    service.send_history(sid, history)
+
+
+def after_connect(send: Callable[..., None], *args) -> None:
+    """Run `send(*args)` once python-socketio has sent the client its CONNECT packet.
+
+    Events emitted inside the connect handler reach the wire before CONNECT. socket.io-client buffers them, but the
+    python-socketio client runs each one at once, in a thread of its own: a program that sends as soon as it sees
+    `session_id` then finds the namespace not yet connected (BadNamespaceError, nothing sent). Under gevent and
+    eventlet a task started here runs after the handler returns, and the server sends CONNECT without yielding, so
+    `session_id` follows it. The threading mode (the test client) sends at once, as before.
+    """
+    if socketio.async_mode == "threading":
+        send(*args)
+    else:
+        socketio.start_background_task(send, *args)
+
+
 def answer_errors(handler: Callable[..., dict], *args) -> dict:
     """Run an event's handler; exceptions become the protocol's `error` event and a `{ok: false}` ack, internals
     go to the log only (with a reference the client is told)."""
@@ -122,9 +143,9 @@ class ChatNamespace(TeamEvents, Namespace):
         metrics().connection_opened()
         log.info("event=connect sid=%s ip=%s session=%s", request.sid, client_ip(), owner_id[:8])
         llm = provider()
-        emit("session_id", {"session_id": owner_id, "token": token, "demo": llm.demo, "model": llm.model,
-                            "provider": llm.name, "notice": llm.notice})
-        service.send_history(request.sid, history)
+        hello = {"session_id": owner_id, "token": token, "demo": llm.demo, "model": llm.model, "provider": llm.name,
+                 "notice": llm.notice}
+        after_connect(greet, service, request.sid, hello, history)
 
     def on_disconnect(self, reason=None):
         """A client went away (closed tab, network loss, ping timeout); its replies still finish and are stored."""

@@ -232,11 +232,14 @@ function emitUserMessage(pending) {
   const payload = { message: text, client_id: clientId };
   if (pending.conversationId != null) payload.conversation_id = pending.conversationId;
   if (pending.files && pending.files.length) payload.attachments = pending.files;
+  const socketId = state.socket.id; // a new id after the ack timed out: the socket was replaced meanwhile
   state.socket.timeout(ACK_TIMEOUT_MS).emit("user_message", payload, (err, resp) => {
     composer.set({ sending: false });
-    if (err && !state.socket.connected) {
-      // Committed or not, we cannot tell: resend on reconnect; the same client_id makes that idempotent.
+    if (err && (!state.socket.connected || state.socket.id !== socketId)) {
+      // Committed or not, we cannot tell: resend on reconnect (now, if that has happened already); the same
+      // client_id makes that idempotent.
       state.unconfirmed.set(clientId, pending);
+      if (state.socket.connected) emitUserMessage(pending);
       return;
     }
     state.unconfirmed.delete(clientId);

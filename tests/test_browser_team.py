@@ -196,7 +196,7 @@ def test_admin_page_draws_the_usage_charts_from_its_own_origin(live_server, fake
     expect(own).to_have_attribute("data-ready", "true")
     expect(own.locator(".chart-title")).to_contain_text(["Your tokens per day", "Your tool calls per day"])
     expect(own.locator(".chart-table tr", has_text="Account: root").locator("td")).to_have_text(["1", "12", "1"])
-    expect(own.locator(".charts-status")).to_contain_text("Today: 12 tokens (no daily limit).")
+    expect(own.locator(".charts-status")).to_have_text("Today: 12 tokens (no daily limit). 1 tool call today.")
     assert_clean(page, server)
     context.close()
 

@@ -87,9 +87,11 @@ async function drawSection(section) {
   if (data.daily_tokens !== undefined) {
     const mine = Object.values(data.users || {})[0];
     const today = mine ? mine.tokens[mine.tokens.length - 1] : 0;
-    status.textContent = data.daily_tokens
+    const calls = mine && mine.tool_calls ? mine.tool_calls[mine.tool_calls.length - 1] : 0;
+    const tools = ` ${calls.toLocaleString()} tool call${calls === 1 ? "" : "s"} today.`;
+    status.textContent = (data.daily_tokens
       ? `Today: ${today.toLocaleString()} of your ${data.daily_tokens.toLocaleString()} daily tokens.`
-      : `Today: ${today.toLocaleString()} tokens (no daily limit).`;
+      : `Today: ${today.toLocaleString()} tokens (no daily limit).`) + tools;
   } else {
     status.textContent = "";
   }

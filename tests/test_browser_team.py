@@ -169,25 +169,34 @@ def test_text_sent_while_a_new_chat_opens_goes_to_the_new_chat(live_server, fake
 
 def test_admin_page_draws_the_usage_charts_from_its_own_origin(live_server, fake_groq, browser):
     from tests.test_browser_accounts import ACCOUNTS, connected, fill_signup
+    from tests.test_browser_tools import choose_tool
+    from tests.test_team import SEARCH
 
     server = live_server(**ACCOUNTS, SIGNUP="open")
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = recorded(context.new_page())
     fill_signup(page, server, "root")  # the first account: the admin
     connected(page)
-    fake_groq.script(text="Counted.", usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12})
+    choose_tool(page, "Web search")
+    fake_groq.script(executed_tools=[SEARCH], text="Counted.",
+                     usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12})
     send(page, "count me")
     wait_final(page)
     page.goto(server.url + "/admin")
     section = page.locator("#usage-charts")
     expect(section).to_have_attribute("data-ready", "true")
-    assert section.locator("canvas").count() >= 3  # tokens and replies by model, tokens by account
-    expect(section.locator(".chart-table")).to_contain_text("Account: root")
-    expect(section.locator(".chart-table")).to_contain_text("12")
+    # tokens, replies and tool calls by model; tokens and tool calls by account
+    assert section.locator("canvas").count() >= 5
+    expect(section.locator(".chart-table thead th")).to_have_text(
+        ["", "Replies (30 days)", "Tokens (30 days)", "Tool calls (30 days)"])
+    # replies, tokens, tool calls
+    expect(section.locator(".chart-table tr", has_text="Account: root").locator("td")).to_have_text(["1", "12", "1"])
     page.goto(server.url + "/account")
     own = page.locator("#usage-charts")
     expect(own).to_have_attribute("data-ready", "true")
-    expect(own.locator(".charts-status")).to_contain_text("Today: 12 tokens (no daily limit).")
+    expect(own.locator(".chart-title")).to_contain_text(["Your tokens per day", "Your tool calls per day"])
+    expect(own.locator(".chart-table tr", has_text="Account: root").locator("td")).to_have_text(["1", "12", "1"])
+    expect(own.locator(".charts-status")).to_have_text("Today: 12 tokens (no daily limit). 1 tool call today.")
     assert_clean(page, server)
     context.close()
 

@@ -11,6 +11,8 @@ from tests.accounts_kit import CHEAP_ARGON2, Browser, text
 from tests.test_events import final_of
 
 SYSTEM = "You are a test bot."
+SEARCH = {"type": "search", "arguments": {"query": "lyon weather"}, "output": "Sunny, 21 C",
+          "search_results": {"results": [{"title": "Lyon", "url": "https://w.example/lyon", "content": "Sunny"}]}}
 
 
 @pytest.fixture
@@ -361,16 +363,23 @@ def test_usage_figures_for_admins_and_each_account_its_own(make_app, received, f
     tab, events, _ = open_tab(app, received, web=bob)
     fake_groq.script(text="Counted.", usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12})
     ask(tab, events, "count me")
+    # A reply with one web search (a Groq built-in tool, run through the tool path) counts one tool call.
+    conversation_id = active_conversation(events)
+    assert emit(tab, "update_conversation", {"conversation_id": conversation_id, "tools": ["web_search"]})["ok"]
+    fake_groq.script(executed_tools=[SEARCH], text="Sunny.", usage={"total_tokens": 3})
+    ask(tab, events, "weather?", conversation_id)
     everyone = admin.get("/admin/usage.json")
     assert everyone.status_code == 200 and everyone.headers["Cache-Control"] == "no-store"
     figures = everyone.get_json()
     assert len(figures["days"]) == 30
     (model,) = figures["models"]
-    assert figures["models"][model]["messages"][-1] == 1 and figures["models"][model]["tokens"][-1] == 12
-    assert figures["users"]["bob"]["tokens"][-1] == 12
+    assert figures["models"][model]["messages"][-1] == 2 and figures["models"][model]["tokens"][-1] == 15
+    assert figures["models"][model]["tool_calls"] == [0] * 29 + [1]
+    assert figures["users"]["bob"]["tokens"][-1] == 15 and figures["users"]["bob"]["tool_calls"] == [0] * 29 + [1]
     assert bob.get("/admin/usage.json").status_code == 403
     own = bob.get("/account/usage.json").get_json()
     assert own["models"] == {} and set(own["users"]) == {"bob"} and own["daily_tokens"] == 5000
+    assert own["users"]["bob"]["tool_calls"][-1] == 1 and own["users"]["bob"]["messages"][-1] == 2
     assert admin.get("/account/usage.json").get_json()["users"] == {}
     assert app.test_client().get("/account/usage.json").status_code == 404
     tab.disconnect()

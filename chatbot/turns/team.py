@@ -133,11 +133,11 @@ class TeamService:
         return {"ok": True, "imported": len(made), "conversation_ids": made}
 
     def usage(self) -> dict:
-        """Replies and tokens per UTC day over the last 30 days, per model and per account (for admins)."""
+        """Replies, tokens and tool calls per UTC day over the last 30 days, per model and per account (for admins)."""
         return self.store.usage_by_day()
 
     def own_usage(self, user_id: str) -> dict:
-        """An account's own replies and tokens per UTC day over the last 30 days, and its daily token quota
+        """An account's own replies, tokens and tool calls per UTC day over the last 30 days, and its daily quota
         (`daily_tokens`: None for no limit)."""
         limit = self.store.get_user(user_id)["daily_token_limit"]
         limit = self.settings["USER_DAILY_TOKENS"] if limit is None else limit

@@ -15,13 +15,13 @@ bp = Blueprint("charts", __name__)
 @bp.get("/admin/usage.json")
 @admin_required
 def everyone():
-    """Replies and tokens per day over 30 days, per model and per account."""
+    """Replies, tokens and tool calls per day over 30 days, per model and per account."""
     return no_store(jsonify(chat().team.usage()))
 
 
 @bp.get("/account/usage.json")
 def own():
-    """The signed-in account's replies and tokens per day over 30 days, and its daily token quota."""
+    """The signed-in account's replies, tokens and tool calls per day over 30 days, and its daily token quota."""
     user = current_user() if auth_mode() != "open" else None
     if user is None:
         abort(404)

@@ -1,5 +1,5 @@
-// Usage charts (admin page: every model and account; account page: one's own): replies and tokens per day over
-// 30 days, drawn with uPlot from the JSON at the section's data-usage-url, with a table of the same figures below.
+// Usage charts (admin page: every model and account; account page: one's own): replies, tokens and tool calls per
+// day over 30 days, drawn with uPlot from the JSON at the section's data-usage-url, with a table of the same figures below.
 // Names (models, accounts) reach the page as text only.
 
 /* global uPlot */
@@ -11,7 +11,8 @@ function xs(days) {
   return days.map((day) => Date.parse(`${day}T00:00:00Z`) / 1000);
 }
 
-/** One line chart of `metric` ("messages" | "tokens") for every series of a group ({name: {messages, tokens}}). */
+/** One line chart of `metric` ("messages" | "tokens" | "tool_calls") for every series of a group
+ * ({name: {messages, tokens, tool_calls}}). */
 function drawChart(container, title, days, group, metric) {
   const names = Object.keys(group).sort();
   const heading = document.createElement("h3");
@@ -31,7 +32,7 @@ function drawChart(container, title, days, group, metric) {
     axes: [{}, { size: 60 }],
     scales: { x: { time: true } },
   };
-  new uPlot(options, [xs(days), ...names.map((name) => group[name][metric])], box);
+  new uPlot(options, [xs(days), ...names.map((name) => group[name][metric] || days.map(() => 0))], box);
 }
 
 /** The table below the charts: one row per series with its 30-day totals. */
@@ -39,7 +40,7 @@ function drawTable(container, rows) {
   const table = document.createElement("table");
   table.className = "admin-table chart-table";
   const head = table.createTHead().insertRow();
-  for (const label of ["", "Replies (30 days)", "Tokens (30 days)"]) {
+  for (const label of ["", "Replies (30 days)", "Tokens (30 days)", "Tool calls (30 days)"]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = label;
@@ -52,8 +53,8 @@ function drawTable(container, rows) {
     th.scope = "row";
     th.textContent = `${kind}: ${name}`;
     row.append(th);
-    for (const metric of ["messages", "tokens"]) {
-      row.insertCell().textContent = figures[metric].reduce((a, b) => a + b, 0).toLocaleString();
+    for (const metric of ["messages", "tokens", "tool_calls"]) {
+      row.insertCell().textContent = (figures[metric] || []).reduce((a, b) => a + b, 0).toLocaleString();
     }
   }
   container.append(table);
@@ -73,9 +74,12 @@ async function drawSection(section) {
   if (hasModels) {
     drawChart(charts, "Tokens per day, by model", data.days, data.models || {}, "tokens");
     drawChart(charts, "Replies per day, by model", data.days, data.models || {}, "messages");
+    drawChart(charts, "Tool calls per day, by model", data.days, data.models || {}, "tool_calls");
   }
-  drawChart(charts, section.dataset.scope === "all" ? "Tokens per day, by account" : "Your tokens per day",
-    data.days, data.users || {}, "tokens");
+  const all = section.dataset.scope === "all";
+  drawChart(charts, all ? "Tokens per day, by account" : "Your tokens per day", data.days, data.users || {}, "tokens");
+  drawChart(charts, all ? "Tool calls per day, by account" : "Your tool calls per day", data.days, data.users || {},
+    "tool_calls");
   const rows = [...Object.entries(data.models || {}).map(([n, f]) => ["Model", n, f]),
     ...Object.entries(data.users || {}).map(([n, f]) => ["Account", n, f])];
   drawTable(charts, rows);
@@ -83,9 +87,11 @@ async function drawSection(section) {
   if (data.daily_tokens !== undefined) {
     const mine = Object.values(data.users || {})[0];
     const today = mine ? mine.tokens[mine.tokens.length - 1] : 0;
-    status.textContent = data.daily_tokens
+    const calls = mine && mine.tool_calls ? mine.tool_calls[mine.tool_calls.length - 1] : 0;
+    const tools = ` ${calls.toLocaleString()} tool call${calls === 1 ? "" : "s"} today.`;
+    status.textContent = (data.daily_tokens
       ? `Today: ${today.toLocaleString()} of your ${data.daily_tokens.toLocaleString()} daily tokens.`
-      : `Today: ${today.toLocaleString()} tokens (no daily limit).`;
+      : `Today: ${today.toLocaleString()} tokens (no daily limit).`) + tools;
   } else {
     status.textContent = "";
   }

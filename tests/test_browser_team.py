@@ -98,15 +98,21 @@ def test_settings_panel_sets_the_request_and_shows_a_refusal(live_server, fake_g
     assert_clean(page, server)
 
 
+def new_project(page, name: str, instructions: str = ""):
+    """Make a project with the sidebar's New project dialog; its sidebar item."""
+    page.locator("#new-project").click()
+    page.locator("#project-name").fill(name)
+    page.locator("#project-instructions").fill(instructions)
+    page.locator("#project-form button[type=submit]").click()
+    project = page.locator(".project", has_text=name)
+    expect(project).to_be_visible()
+    return project
+
+
 def test_a_chat_dragged_into_a_project_uses_its_instructions(live_server, fake_groq, open_chat):
     server = live_server(SYSTEM_PROMPT="Operator.")
     page = open_chat(server)
-    page.locator("#new-project").click()
-    page.locator("#project-name").fill("Handbook")
-    page.locator("#project-instructions").fill("Cite the handbook.")
-    page.locator("#project-form button[type=submit]").click()
-    project = page.locator(".project", has_text="Handbook")
-    expect(project).to_be_visible()
+    project = new_project(page, "Handbook", "Cite the handbook.")
     send(page, "first question")
     wait_final(page)
     page.locator("#conversation-list .conversation").first.drag_to(project)
@@ -229,11 +235,7 @@ def test_an_uploaded_document_is_ticked_into_a_project_and_searched_in_its_chats
                                                                                   tmp_path):
     server = live_server()
     page = open_chat(server)
-    page.locator("#new-project").click()
-    page.locator("#project-name").fill("Handbook")
-    page.locator("#project-form button[type=submit]").click()
-    project = page.locator(".project", has_text="Handbook")
-    expect(project).to_be_visible()
+    project = new_project(page, "Handbook")
     notes = tmp_path / "leave.txt"
     notes.write_text("Every employee gets 31 days of leave, booked through Marigold.")
     page.locator("#file-input").set_input_files(str(notes))

@@ -98,15 +98,21 @@ def test_settings_panel_sets_the_request_and_shows_a_refusal(live_server, fake_g
     assert_clean(page, server)
 
 
+def new_project(page, name: str, instructions: str = ""):
+    """Make a project with the sidebar's New project dialog; its sidebar item."""
+    page.locator("#new-project").click()
+    page.locator("#project-name").fill(name)
+    page.locator("#project-instructions").fill(instructions)
+    page.locator("#project-form button[type=submit]").click()
+    project = page.locator(".project", has_text=name)
+    expect(project).to_be_visible()
+    return project
+
+
 def test_a_chat_dragged_into_a_project_uses_its_instructions(live_server, fake_groq, open_chat):
     server = live_server(SYSTEM_PROMPT="Operator.")
     page = open_chat(server)
-    page.locator("#new-project").click()
-    page.locator("#project-name").fill("Handbook")
-    page.locator("#project-instructions").fill("Cite the handbook.")
-    page.locator("#project-form button[type=submit]").click()
-    project = page.locator(".project", has_text="Handbook")
-    expect(project).to_be_visible()
+    project = new_project(page, "Handbook", "Cite the handbook.")
     send(page, "first question")
     wait_final(page)
     page.locator("#conversation-list .conversation").first.drag_to(project)
@@ -222,4 +228,33 @@ def test_import_of_a_chatgpt_export_from_the_sidebar(live_server, fake_groq, ope
     expect(titles).to_have_count(3)
     # Chromium logs the refused upload's 400 itself; nothing else may be there.
     page.errors = [error for error in page.errors if "status of 400" not in error]
+    assert_clean(page, server)
+
+
+def test_an_uploaded_document_is_ticked_into_a_project_and_searched_in_its_chats(live_server, fake_groq, open_chat,
+                                                                                  tmp_path):
+    server = live_server()
+    page = open_chat(server)
+    project = new_project(page, "Handbook")
+    notes = tmp_path / "leave.txt"
+    notes.write_text("Every employee gets 31 days of leave, booked through Marigold.")
+    page.locator("#file-input").set_input_files(str(notes))
+    expect(page.locator(".file-chip")).to_have_attribute("data-status", "ready")
+    project.locator('[data-action="edit"]').click()
+    box = page.locator("#project-file-list label", has_text="leave.txt").locator("input")
+    expect(box).not_to_be_checked()
+    box.check()
+    page.locator("#project-form button[type=submit]").click()
+    page.locator(".file-chip-remove").click()  # the next message carries nothing itself
+    project.locator('[data-action="edit"]').click()
+    expect(page.locator("#project-file-list label", has_text="leave.txt").locator("input")).to_be_checked()
+    page.locator("#project-dialog [data-dialog-cancel]").click()
+    send(page, "first question")
+    wait_final(page)
+    page.locator("#conversation-list .conversation").first.drag_to(project)
+    expect(project.locator(".project-chat")).to_have_count(1)
+    send(page, "How many days of leave?")
+    fake_groq.wait_for_requests(2)
+    wait_final(page)
+    assert "Marigold" in str(fake_groq.requests[1]["messages"]) and "Marigold" not in str(fake_groq.requests[0])
     assert_clean(page, server)

@@ -142,3 +142,33 @@ def test_migrate_refuses_a_postgres_database_that_is_not_utf8_and_creates_nothin
         assert sa.inspect(store.engine).get_table_names() == []
     finally:
         store.close()
+
+
+def test_project_files_revision_adds_links_that_go_with_project_and_file(database_url):
+    """0008 adds project_files to a 0007 database with its projects and files: links are made, listed and deleted
+    with their project or file (the foreign keys cascade)."""
+    from chatbot.store.schema import project_files
+    from tests.test_store_files import upload
+
+    store = Store(database_url)
+    try:
+        store.migrate("0007")
+        owner = store.create_session()[0]
+        with store.engine.begin() as conn:  # the 0007 tables only: the store's reads would name project_files
+            conn.exec_driver_sql(
+                "INSERT INTO projects (id, owner_id, name, instructions, pinned, created_at, updated_at) "
+                f"VALUES ('{'e' * 32}', '{owner}', 'Before files', '', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)")
+        assert store.migrate() == store.migrate() == "0008"
+        project = store.get_project(owner, "e" * 32)
+        assert project["files"] == []
+        first, second = upload(store, owner, b"first"), upload(store, owner, b"second")
+        held = store.update_project(owner, project["id"], files=[first["id"], second["id"]])
+        assert [f["id"] for f in held["files"]] == [first["id"], second["id"]]
+        with store.engine.begin() as conn:  # past the store: the keys themselves cascade
+            conn.execute(sa.delete(sa.table("files", sa.column("id"))).where(sa.column("id") == first["id"]))
+        assert [f["id"] for f in store.get_project(owner, project["id"])["files"]] == [second["id"]]
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(sa.table("projects", sa.column("id"))).where(sa.column("id") == project["id"]))
+            assert conn.scalar(sa.select(sa.func.count()).select_from(project_files)) == 0
+    finally:
+        store.close()

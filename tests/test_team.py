@@ -144,7 +144,7 @@ def test_bad_project_payloads_are_refused(team_app, received, event, payload):
     assert ack["ok"] is False and ack["error"]["code"] == "invalid_message", ack
 
 
-def test_project_files_are_unknown_until_projects_hold_files(team_app, received):
+def test_unknown_project_files_are_not_found(team_app, received):
     client, _, _ = open_tab(team_app, received)
     project = emit(client, "create_project", {"name": "Files"})["project"]
     ack = emit(client, "update_project", {"project_id": project["id"], "files": ["f" * 32]})

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from .rows import NotFound, _iso, _now, _seconds, _valid_id, _valid_message_id
-from .schema import FILE_ERROR_MAX, blob_parts, blobs, file_chunks, files, message_files, messages
+from .schema import FILE_ERROR_MAX, blob_parts, blobs, file_chunks, files, message_files, messages, project_files
 
 PART_BYTES = 256 * 1024  # one stored piece: big enough to be few rows, small enough to hold one in memory
 
@@ -221,6 +221,7 @@ class FileQueries:
         """Delete one of the owner's files (its bytes too, unless another of the owner's files shares them)."""
         info = self.file_info(owner_id, file_id)
         with self._transaction() as conn:
+            conn.execute(sa.delete(project_files).where(project_files.c.file_id == file_id))  # as the key would
             conn.execute(sa.delete(files).where(files.c.id == file_id, files.c.owner_id == owner_id))
             self._drop_unused_blobs(conn, owner_id, [info["blob_id"]])
 
@@ -235,13 +236,14 @@ class FileQueries:
 
     def purge_detached_files(self, owner_id: str, conn: Connection | None = None) -> int:
         """Delete the owner's files that were attached to messages but no message carries any more (their
-        conversation was deleted), and bytes nothing refers to; returns how many files went."""
+        conversation was deleted) and no project holds, and bytes nothing refers to; returns how many files went."""
         if conn is None:
             with self._transaction() as conn:
                 return self.purge_detached_files(owner_id, conn)
         gone = conn.execute(sa.delete(files).where(
             files.c.owner_id == owner_id, files.c.attached_at.is_not(None),
-            ~sa.exists().where(message_files.c.file_id == files.c.id))).rowcount
+            ~sa.exists().where(message_files.c.file_id == files.c.id),
+            ~sa.exists().where(project_files.c.file_id == files.c.id))).rowcount
         self._drop_unused_blobs(conn, owner_id)
         return gone
 

@@ -249,6 +249,17 @@ projects = sa.Table(
     sa.Index("ix_projects_owner_id", "owner_id"),
 )
 
+# The documents a project holds, in order (revision 0008): searched for every question asked in its conversations.
+# Both sides are one owner's; deleting the project or the file takes the link with it.
+project_files = sa.Table(
+    "project_files",
+    metadata,
+    sa.Column("project_id", sa.String(32), sa.ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("file_id", sa.String(32), sa.ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_project_files_file", "file_id"),
+)
+
 # Read-only links to a snapshot of a conversation's active path (the id is the unguessable token in the URL).
 shares = sa.Table(
     "shares",

@@ -14,6 +14,34 @@ RECENT_TURNS = 2  # earlier user messages whose words also choose excerpts
 FILES_ONLY = "(Sent without words: see the attached files.)"
 
 
+def ready_files(store, owner_id: str, file_ids: list[str]) -> list[dict]:
+    """The owner's files `file_ids`, in order, all read: not_found for a foreign or unknown id, file_unsupported
+    (with its reason) for a failed one, file_not_ready for one still uploading or being read."""
+    found = {info["id"]: info for info in store.files_info(owner_id, file_ids)}
+    files = []
+    for file_id in file_ids:
+        info = found.get(file_id)
+        if info is None:
+            raise ChatError("not_found", "That file does not exist (or is not yours).")
+        if info["status"] == "failed":
+            raise ChatError("file_unsupported", f"“{info['name']}” cannot be used: {info.get('error', '')}")
+        if info["status"] != "ready":
+            raise ChatError("file_not_ready", f"“{info['name']}” is not ready yet: wait until it has "
+                            "finished uploading and being read.")
+        files.append(info)
+    return files
+
+
+def project_documents(store, owner_id: str, file_ids: list[str]) -> list[str]:
+    """The file ids a project may hold: the owner's ready documents (a picture is file_unsupported: a project's
+    files are searched for text)."""
+    for info in ready_files(store, owner_id, file_ids):
+        if info["kind"] != "document":
+            raise ChatError("file_unsupported", f"“{info['name']}” is a picture: a project holds documents, "
+                            "whose text its conversations search. Attach pictures to a message instead.")
+    return file_ids
+
+
 class Attachments:
     """What the turn engine does with files, over the store and the settings (MAX_ATTACHMENTS, VISION_MODELS,
     ATTACHMENT_CONTEXT_CHARS)."""
@@ -33,18 +61,7 @@ class Attachments:
         most = self.settings["MAX_ATTACHMENTS"]
         if len(file_ids) > most:
             raise ChatError("invalid_message", f"A message can carry at most {most} files.")
-        found = {info["id"]: info for info in self.store.files_info(owner_id, file_ids)}
-        files = []
-        for file_id in file_ids:
-            info = found.get(file_id)
-            if info is None:
-                raise ChatError("not_found", "That file does not exist (or is not yours).")
-            if info["status"] == "failed":
-                raise ChatError("file_unsupported", f"“{info['name']}” cannot be used: {info.get('error', '')}")
-            if info["status"] != "ready":
-                raise ChatError("file_not_ready", f"“{info['name']}” is not ready yet: wait until it has "
-                                "finished uploading and being read.")
-            files.append(info)
+        files = ready_files(self.store, owner_id, file_ids)
         if any(info["kind"] == "image" for info in files) and not self.can_see(model):
             raise ChatError("model_cannot_see", f"The model “{model}” cannot see pictures. Pick a model that can "
                             f"(for example {', '.join(self.settings['VISION_MODELS'][:1]) or 'a vision model'}), "
@@ -79,13 +96,15 @@ class Attachments:
                 entry["text"] = texts[file_id]
         return list(described.values())
 
-    def context(self, owner_id: str, history: list[dict], context: list[dict], model: str) -> tuple[list, list]:
-        """A turn's request with its files: (messages, sources). The documents carried by the path so far give
-        numbered excerpts (a system message before the question); the question's own pictures go with it as
-        image parts when `model` sees."""
+    def context(self, owner_id: str, history: list[dict], context: list[dict], model: str,
+                project_id: str | None = None) -> tuple[list, list]:
+        """A turn's request with its files: (messages, sources). The documents carried by the path so far, then
+        those its project holds, give numbered excerpts (a system message before the question); the question's
+        own pictures go with it as image parts when `model` sees."""
         # The files the path carries are on its messages: nothing is read for a conversation without any.
         wanted = [entry["id"] for message in history for entry in message.get("attachments") or []]
-        if not wanted:
+        held = self.store.project_documents(owner_id, project_id) if project_id else []
+        if not wanted and not held:
             return context, []
         infos = {info["id"]: info for info in self.store.files_info(owner_id, list(dict.fromkeys(wanted)))}
         carried = {message["id"]: [infos[entry["id"]] for entry in message.get("attachments") or []
@@ -97,6 +116,10 @@ class Attachments:
                 if info["kind"] == "document" and info["status"] == "ready" and info["blob_id"] not in seen:
                     seen.add(info["blob_id"])
                     documents.append(info)
+        for info in held:
+            if info["kind"] == "document" and info["status"] == "ready" and info["blob_id"] not in seen:
+                seen.add(info["blob_id"])
+                documents.append(info)
         context = list(context)
         sources = []
         if documents and question is not None:

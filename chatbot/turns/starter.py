@@ -211,9 +211,10 @@ class TurnStarter:
         context = build_context(system_prompt(self.settings["SYSTEM_PROMPT"], settings), turn.history,
                                 self.settings["HISTORY_CHAR_BUDGET"])
         model = conversation.get("model") or self.provider.model
-        # Excerpts of the documents the path carries, and the question's pictures; the excerpts sent are the
-        # reply's sources, kept with it for history. A path without files costs nothing here.
-        context, sources = self.attachments.context(state.owner_id, turn.history, context, model)
+        # Excerpts of the documents the path and its project carry, and the question's pictures; the excerpts sent
+        # are the reply's sources, kept with it for history. A path without files costs nothing here.
+        context, sources = self.attachments.context(state.owner_id, turn.history, context, model,
+                                                    conversation.get("project_id"))
         if sources:
             self.store.save_sources(turn.reply["id"], sources)
         self.pump.start(state.owner_id, {**turn.reply, "sources": sources}, conversation, context, model,

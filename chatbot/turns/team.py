@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..offload import run_native
-from ..protocol import ChatError
 from ..store import PresetNameTaken
+from .attachments import project_documents
 from .conversations import ConversationService
 from .imports import parse_import
 from .rooms import owner_room
@@ -66,13 +66,13 @@ class TeamService:
         return {"ok": True, "project": project}
 
     def update_project(self, sid: str, project_id: str, changes: dict) -> dict:
-        """Rename, re-instruct or (un)pin a project; every tab gets the new `projects` list."""
+        """Rename, re-instruct, (un)pin a project or replace its files (the session's ready documents); every tab
+        gets the new `projects` list."""
         state = self.turns.saved(sid)
         self.limiter.action(state.owner_id)
-        if changes.pop("files", None):
-            # Projects hold no files yet: every file id is an unknown one.
-            self.store.get_project(state.owner_id, project_id)
-            raise ChatError("not_found", "That file does not exist (or is not yours).")
+        if changes.get("files"):
+            self.store.get_project(state.owner_id, project_id)  # an unknown project is told before its files
+            project_documents(self.store, state.owner_id, changes["files"])
         project = self._checked(lambda: self.store.update_project(state.owner_id, project_id, **changes))
         self._projects_changed(state.owner_id)
         return {"ok": True, "project": project}

@@ -112,7 +112,7 @@ const sidebar = new Sidebar({
   rendered: (conversations, activeId) => projects.setConversations(conversations, activeId),
 });
 
-const projects = new Projects({ request, open: (id) => {
+const projects = new Projects({ request, uploaded: () => tray.ready(), open: (id) => {
   sidebar.closeDrawer();
   request("open_conversation", { conversation_id: id });
 } });

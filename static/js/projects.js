@@ -1,6 +1,7 @@
 // The sidebar's projects: each with its chats, pinned ones first; create, rename, re-instruct, pin and delete;
 // drag a chat onto a project to put it there, or onto the Chats list to take it out (the settings panel does the
-// same from the keyboard). Every change goes through the protocol module's `request`.
+// same from the keyboard). The edit dialog lists the documents a project holds, and the composer's uploaded ones, to
+// tick. Every change goes through the protocol module's `request`.
 
 import { titleOf } from "./sidebar.js";
 
@@ -8,7 +9,8 @@ const DRAG_TYPE = "application/x-chatbotws-conversation";
 
 /** The projects section of the sidebar. */
 export class Projects {
-  /** Bind to the sidebar; `actions` holds request(event, payload) and open(conversationId). */
+  /** Bind to the sidebar; `actions` holds request(event, payload), open(conversationId) and uploaded() (the
+   * composer's ready files). */
   constructor(actions) {
     this.actions = actions;
     this.list = document.getElementById("project-list");
@@ -107,8 +109,31 @@ export class Projects {
     document.getElementById("project-dialog-title").textContent = project ? "Edit project" : "New project";
     document.getElementById("project-name").value = project ? project.name : "";
     document.getElementById("project-instructions").value = project ? project.instructions : "";
+    this.showFiles(project);
     this.dialog.showModal();
     document.getElementById("project-name").focus();
+  }
+
+  /** List the project's documents (ticked) and the composer's uploaded ones (unticked) in the dialog. */
+  showFiles(project) {
+    const list = document.getElementById("project-file-list");
+    const held = project ? project.files || [] : [];
+    const heldIds = new Set(held.map((file) => String(file.id)));
+    const offered = (this.actions.uploaded?.() || [])
+      .filter((file) => file.kind === "document" && !heldIds.has(String(file.id)));
+    const items = [...held, ...offered].map((file) => {
+      const item = document.createElement("li");
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.value = String(file.id);
+      box.checked = heldIds.has(String(file.id));
+      label.append(box, ` ${file.name}`);
+      item.append(label);
+      return item;
+    });
+    list.replaceChildren(...items);
+    document.getElementById("project-files").hidden = !project; // a new project gets files once it exists
   }
 
   /** Create or update the project from the dialog's fields. */
@@ -118,7 +143,8 @@ export class Projects {
     if (!name) return;
     this.dialog.close();
     if (this.editing) {
-      this.actions.request("update_project", { project_id: this.editing.id, name, instructions });
+      const files = [...document.querySelectorAll("#project-file-list input:checked")].map((box) => box.value);
+      this.actions.request("update_project", { project_id: this.editing.id, name, instructions, files });
     } else {
       this.actions.request("create_project", { name, instructions });
     }

@@ -232,18 +232,20 @@ def test_local_provider_leaves_the_loop_free_under_green_threads(local_model, mo
         spawn(ticker)
         for i, delta in enumerate(stream):
             ticks_during.append(state["ticks"])
-            if i == 20:
+            if i == 8:
                 stream.close()
         state["generating"] = False
         # The ticker ran between consecutive tokens, not only before or after the generation.
         print(sum(1 for a, b in zip(ticks_during, ticks_during[1:]) if b > a), len(ticks_during), stream.finish_reason)
     """)
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+                            # Generous: the ticker below never yields the GIL, so each token waits for Python's
+                            # switch interval; a guard against a hang, not a speed check.
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     advanced, deltas, finish = result.stdout.split()
-    assert int(deltas) == 21 and finish == "stopped"
-    assert int(advanced) >= 10, result.stdout
+    assert int(deltas) == 9 and finish == "stopped"
+    assert int(advanced) >= 4, result.stdout
 
 
 class ScriptedModel:

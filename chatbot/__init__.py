@@ -41,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         share,
         uploads,
     )
-    from .web.guards import MAX_ATTACHMENTS, PollingBodyLimit, cap_websocket_frames, guard_packets
+    from .web.guards import MAX_BINARY_PARTS, PollingBodyLimit, cap_websocket_frames, guard_packets
     from .web.routes import bp
     from .web.services import AppServices, install
     from .web.sessions import LoginTokens
@@ -85,7 +85,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
                       ping_interval=settings["PING_INTERVAL"], ping_timeout=settings["PING_TIMEOUT"],
                       manage_session=False, logger=_socket_log, engineio_logger=_socket_log)
     cap_websocket_frames(socketio.server.eio, settings["MAX_FRAME_BYTES"])
-    guard_packets(socketio.server, MAX_ATTACHMENTS)
+    guard_packets(socketio.server, MAX_BINARY_PARTS)
     app.wsgi_app = PollingBodyLimit(app.wsgi_app, settings["MAX_FRAME_BYTES"])
     if settings["TRUST_PROXY"]:
         # Outermost, so Socket.IO's origin check and every handler see the client's address and scheme as the

@@ -10,8 +10,9 @@ import logging
 
 from socketio.packet import BINARY_EVENT, EVENT
 
-# Our protocol carries no binary data; a packet may still hold a few attachments (refused by validation), not more.
-MAX_ATTACHMENTS = 8
+# Our protocol carries no binary data; a packet may still announce a few binary parts (refused by validation), not
+# more. (Not the MAX_ATTACHMENTS setting, which counts files on a message.)
+MAX_BINARY_PARTS = 8
 
 
 def cap_websocket_frames(eio, max_bytes: int) -> None:
